@@ -1,0 +1,9 @@
+"""`lipsync mock`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `mock` command to *app*. (Filled in by the issue that owns it.)"""

@@ -1,0 +1,9 @@
+"""`lipsync run`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the `run` command to *app*. (Filled in by the issue that owns it.)"""

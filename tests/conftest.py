@@ -1,0 +1,45 @@
+"""Shared test helpers: where ../shared lives.
+
+Tests that need ../shared (fixtures, media) find it next to the repository root or through
+LIPSYNC_SHARED_DIR. When it is missing they skip with the reason — except under CI=true, where a
+missing fixture is a failure (a skip must never stand in for a pass in CI).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path:
+    env = os.environ.get("LIPSYNC_SHARED_DIR")
+    return Path(env) if env else REPO_ROOT.parent / "shared"
+
+
+SHARED_DIR = _shared_dir()
+FIXTURES_DIR = SHARED_DIR / "reference" / "fixtures"
+MEDIA_DIR = SHARED_DIR / "media"
+
+
+def require_path(path: Path) -> Path:
+    """Return *path* if it exists; otherwise skip (locally) or fail (under CI=true)."""
+    if path.exists():
+        return path
+    msg = f"missing shared test data: {path} (set LIPSYNC_SHARED_DIR)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return require_path(FIXTURES_DIR)
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    return require_path(MEDIA_DIR)
