@@ -1,0 +1,96 @@
+"""Everything the lip-sync API exchanges, as pydantic v2 models (no FastAPI, no torch).
+
+The server, the mock, the client and client projects' tests all import these, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from contracts._common import (
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    MODEL_ID,
+    TERMINAL_STATUSES,
+    Paths,
+    PredictionStatus,
+    TaskErrorCode,
+    result_url,
+    utc_now_iso,
+)
+from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
+from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
+from contracts._prediction import Prediction, PredictionUrls, Timings
+from contracts._request import (
+    LipsyncRequest,
+    LoopMode,
+    MediaRef,
+    ModelVersion,
+    OnNoFace,
+    describe_validation_error,
+    parse_data_uri,
+)
+from contracts._uploads import (
+    BinaryUploadResult,
+    UploadInstruction,
+    UploadTicket,
+    UploadTicketRequest,
+    media_type_of,
+)
+from contracts._webhooks import SIGNATURE_VERSION, WebhookVerificationError, sign, signature_headers, verify
+
+PredictionResponse = Envelope[Prediction]
+UploadTicketResponse = Envelope[UploadTicket]
+BinaryUploadResponse = Envelope[BinaryUploadResult]
+HistoryResponse = Envelope[HistoryPage]
+DeleteResponse = Envelope[DeleteResult]
+WebhookSecretResponse = Envelope[WebhookSecret]
+
+#: What a webhook callback body is: the bare prediction object, no envelope.
+WebhookPayload = Prediction
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "MODEL_ID",
+    "SIGNATURE_VERSION",
+    "TERMINAL_STATUSES",
+    "BinaryUploadResponse",
+    "BinaryUploadResult",
+    "DeleteRequest",
+    "DeleteResponse",
+    "DeleteResult",
+    "Envelope",
+    "ErrorEnvelope",
+    "HistoryPage",
+    "HistoryRequest",
+    "HistoryResponse",
+    "LipsyncRequest",
+    "LoopMode",
+    "MediaRef",
+    "ModelVersion",
+    "OnNoFace",
+    "Paths",
+    "Prediction",
+    "PredictionResponse",
+    "PredictionStatus",
+    "PredictionUrls",
+    "TaskErrorCode",
+    "Timings",
+    "UploadInstruction",
+    "UploadTicket",
+    "UploadTicketRequest",
+    "UploadTicketResponse",
+    "WebhookPayload",
+    "WebhookSecret",
+    "WebhookSecretResponse",
+    "WebhookVerificationError",
+    "describe_validation_error",
+    "error_envelope",
+    "media_type_of",
+    "ok",
+    "parse_data_uri",
+    "result_url",
+    "sign",
+    "signature_headers",
+    "utc_now_iso",
+    "verify",
+]

@@ -1,0 +1,129 @@
+"""The lip-sync request body (WaveSpeed's two fields + optional extensions with the reference's defaults)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "LipsyncRequest",
+    "LoopMode",
+    "MediaRef",
+    "ModelVersion",
+    "OnNoFace",
+    "describe_validation_error",
+    "parse_data_uri",
+]
+
+LoopMode = Literal["pingpong", "loop", "cut_off", "silence"]
+ModelVersion = Literal["1.5", "1.6"]
+OnNoFace = Literal["fail", "passthrough"]
+
+_DATA_URI = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I
+)
+
+
+def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
+    """Decode a ``data:`` URI into ``(mime type or None, bytes)``; ValueError when malformed."""
+    m = _DATA_URI.match(uri)
+    if m is None:
+        raise ValueError("malformed data: URI (expected data:[<mime>][;base64],<data>)")
+    payload = uri[m.end() :]
+    if m.group("b64"):
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"data: URI is not valid base64 ({exc})") from None
+    else:
+        data = unquote_to_bytes(payload)
+    if not data:
+        raise ValueError("data: URI carries no bytes")
+    return m.group("mime"), data
+
+
+def _check_media_ref(value: str) -> str:
+    value = value.strip()
+    if value[:5].lower() == "data:":
+        parse_data_uri(value)
+        return value
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL or a data: URI")
+    return value
+
+
+#: An input media reference: an http(s) URL the server downloads, or a ``data:`` URI carrying the bytes.
+MediaRef = Annotated[str, Field(min_length=1), AfterValidator(_check_media_ref)]
+
+
+class LipsyncRequest(BaseModel):
+    """Body of ``POST /api/v3/bytedance/lipsync/audio-to-video``.
+
+    ``audio`` and ``video`` are WaveSpeed's; everything else is an optional extension whose default is the
+    reference LatentSync behaviour, so a plain WaveSpeed request gets reference results. Unknown fields are
+    rejected (400 naming the field) so a typo such as ``guidence_scale`` never silently does nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio: MediaRef = Field(description="URL (or data: URI) of the speech that drives the lips")
+    video: MediaRef = Field(description="URL (or data: URI) of the face video")
+    seed: int = Field(default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)")
+    guidance_scale: float = Field(default=1.5, ge=1.0, le=3.0, description="Classifier-free guidance scale")
+    inference_steps: int = Field(default=20, ge=10, le=50, description="DDIM steps")
+    loop_mode: LoopMode = Field(
+        default="pingpong",
+        description=(
+            "Length mismatch handling. pingpong (reference): output follows the audio; a shorter video plays "
+            "forward then backward, a longer one is cut. loop: like pingpong but the video restarts. "
+            "cut_off: both are cut to the shorter. silence: the whole video is kept and the audio padded "
+            "with silence; a longer audio ping-pongs the video."
+        ),
+    )
+    model_version: ModelVersion = Field(
+        default="1.6", description="LatentSync checkpoint: 1.6 (512 px) or 1.5"
+    )
+    on_no_face: OnNoFace = Field(
+        default="passthrough",
+        description=(
+            "Frames without a detectable face: passthrough copies them unchanged and resumes syncing when the "
+            "face returns; fail ends the job (reference behaviour). A video with no face at all always fails."
+        ),
+    )
+    enable_sync_mode: bool = Field(default=False, description="Wait for the result in the submit response")
+    enable_base64_output: bool = Field(default=False, description="Return outputs as raw base64 strings")
+
+
+def describe_validation_error(exc: ValidationError | list[dict[str, Any]]) -> tuple[str, str | None]:
+    """Turn pydantic errors into one human message naming the field, plus that field's name.
+
+    Both the mock and the real server use this, so their 400 messages are identical.
+    """
+    errors = exc.errors() if isinstance(exc, ValidationError) else exc
+    messages: list[str] = []
+    first_field: str | None = None
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "body"
+        first_field = first_field or field
+        kind = str(err.get("type", ""))
+        if kind == "missing":
+            messages.append(f"Missing required parameter '{field}'")
+        elif kind == "extra_forbidden":
+            messages.append(f"Unknown parameter '{field}'")
+        else:
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+            got = err.get("input")
+            shown = (
+                f" (got {got!r})"
+                if isinstance(got, int | float | bool) or (isinstance(got, str) and len(got) <= 80)
+                else ""
+            )
+            messages.append(f"Invalid parameter '{field}': {msg}{shown}")
+    return "; ".join(messages) or "Invalid request body", first_field

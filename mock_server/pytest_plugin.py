@@ -1,0 +1,1 @@
+"""pytest plugin: wavespeed_mock / wavespeed_server fixtures (being written)."""
