@@ -1,0 +1,44 @@
+# Two commands matter (see README): `make serve` and `make test`. Everything else is a helper.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-dev
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+
+.PHONY: setup serve mock test lint typecheck unit openapi clean
+
+# torch is installed first and pinned: on this project's machines the CPU wheel of 2.13.0 lies on disk, and an
+# unpinned resolve would pull a multi-GB CUDA build. GPU users can install their own torch first; pip keeps it.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/lipsync serve --host $(HOST) --port $(PORT)
+
+mock: $(STAMP)
+	$(BIN)/lipsync mock --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+openapi: $(STAMP)
+	$(BIN)/python -m contracts.schema
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache
