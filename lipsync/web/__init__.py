@@ -1,0 +1,42 @@
+"""FastAPI glue shared by the mock (``mock_server``) and the real server (``lipsync.server``).
+
+Torch-free. Both apps must answer byte-for-byte alike on the edges a client sees, so the pieces that
+decide those edges live here, once:
+
+- ``envelope_response`` / ``error_response``: the ``{code, message, data}`` JSON bodies, serialised once
+  (routes declare ``response_model=`` for the OpenAPI schema and return these pre-serialised responses,
+  which skips FastAPI's validate-then-serialise round trip on the hot poll path).
+- ``install_error_handlers``: request validation -> HTTP 400 naming the field (``contracts.describe_validation_error``),
+  every ``HTTPException`` (404, 405, 401, 429, ...) and unexpected errors -> the same envelope.
+- ``bearer_auth``: a dependency factory checking ``Authorization: Bearer <key>`` in constant time.
+- ``operation_id`` / ``install_openapi``: stable operationIds (the route function's name) and a schema
+  that documents the 400/401/404 envelopes instead of FastAPI's default 422, plus the bearer scheme.
+
+Typical wiring::
+
+    app = FastAPI(generate_unique_id_function=operation_id)
+    install_error_handlers(app)
+    install_openapi(app)
+    auth = bearer_auth(lambda: settings.api_keys)
+    router = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
+"""
+
+from __future__ import annotations
+
+from lipsync.web._auth import bearer_auth, extract_bearer
+from lipsync.web._errors import install_error_handlers
+from lipsync.web._openapi import ERROR_RESPONSES, install_openapi, operation_id
+from lipsync.web._responses import EnvelopeResponse, api_error, envelope_response, error_response
+
+__all__ = [
+    "ERROR_RESPONSES",
+    "EnvelopeResponse",
+    "api_error",
+    "bearer_auth",
+    "envelope_response",
+    "error_response",
+    "extract_bearer",
+    "install_error_handlers",
+    "install_openapi",
+    "operation_id",
+]
