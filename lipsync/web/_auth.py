@@ -39,12 +39,13 @@ def _matches(presented: str, accepted: Iterable[str]) -> bool:
     return found
 
 
-def bearer_auth(keys: KeySource) -> Callable[..., str]:
+def bearer_auth(keys: KeySource, *, allow_any: bool = False) -> Callable[..., str]:
     """A dependency that returns the presented key, or raises 401 (``{"code":401,...}``).
 
     *keys* is a collection, or a zero-argument callable returning the accepted keys on each request (so an
-    app can rotate keys at runtime). An empty set of keys rejects everything: apps that want an open
-    mode should not install the dependency at all, explicitly.
+    app can rotate keys at runtime). An empty set of keys rejects everything. ``allow_any=True`` accepts any
+    non-empty key (the mock's local-development default; a real server should never set it) while still
+    answering 401 when the header is missing.
     """
     source: Callable[[], Iterable[str]] = keys if callable(keys) else (lambda: keys)
 
@@ -53,7 +54,7 @@ def bearer_auth(keys: KeySource) -> Callable[..., str]:
     ) -> str:
         if credentials is None or not credentials.credentials:
             raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-        if not _matches(credentials.credentials, source()):
+        if not allow_any and not _matches(credentials.credentials, source()):
             raise api_error(401, "Invalid API key", headers=_CHALLENGE)
         return credentials.credentials
 

@@ -137,6 +137,21 @@ def test_unexpected_exception_is_a_json_500(client: TestClient) -> None:
     assert (r.status_code, r.json()) == (500, {"code": 500, "message": "Internal server error", "data": None})
 
 
+def test_allow_any_accepts_any_key_but_still_requires_one() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/k")
+    def k(key: Annotated[str, Depends(bearer_auth((), allow_any=True))]) -> object:
+        return envelope_response({"key": key})
+
+    client = TestClient(app)
+    assert client.get("/k", headers={"Authorization": "Bearer whatever"}).json()["data"] == {
+        "key": "whatever"
+    }
+    assert client.get("/k").status_code == 401
+
+
 def test_extract_bearer() -> None:
     assert extract_bearer("Bearer abc") == "abc"
     assert extract_bearer("bearer  abc ") == "abc"
