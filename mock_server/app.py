@@ -1,0 +1,411 @@
+"""The mock's FastAPI app: WaveSpeed's routes and shapes over one :class:`WavespeedMock`.
+
+``create_app()`` builds it; ``app.state.mock`` is the instance (the Python API tests use). Three groups of
+routes:
+
+- the API (in the OpenAPI schema, Bearer auth): submit, both result routes, cancel (extension), history,
+  delete, the upload ticket and the legacy binary upload, the webhook secret, the balance;
+- storage (no auth, like presigned/CDN URLs): the ticket's PUT target, uploaded media, job outputs;
+- ``/__mock/*`` admin (no auth, not in the schema): clock, journal, scenarios, webhooks, reset
+  (``mock_server.admin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
+
+from contracts import (
+    BinaryUploadResponse,
+    BinaryUploadResult,
+    DeleteRequest,
+    DeleteResponse,
+    DeleteResult,
+    ErrorEnvelope,
+    HistoryRequest,
+    HistoryResponse,
+    LipsyncRequest,
+    Paths,
+    PredictionResponse,
+    UploadInstruction,
+    UploadTicket,
+    UploadTicketRequest,
+    UploadTicketResponse,
+    WebhookSecret,
+    WebhookSecretResponse,
+    media_type_of,
+)
+from lipsync.web import (
+    ERROR_RESPONSES,
+    bearer_auth,
+    envelope_response,
+    error_response,
+    install_error_handlers,
+    install_openapi,
+    operation_id,
+)
+from mock_server.config import MockConfig
+from mock_server.jobs import output_path
+from mock_server.journal import MAX_BODY_BYTES, parse_body
+from mock_server.mock import MockError, WavespeedMock
+from mock_server.output import sample_mp4
+from mock_server.scenarios import ScenarioError
+from mock_server.uploads import media_path, put_path
+
+__all__ = ["SCENARIO_HEADER", "create_app"]
+
+#: Request header choosing a scenario for one submit; the response echoes the applied one under the same name.
+SCENARIO_HEADER = "X-Mock-Scenario"
+_TICK_INTERVAL_S = 0.25
+_BEARER = HTTPBearer(auto_error=False, description="WaveSpeed-style API key: `Authorization: Bearer <key>`")
+_RESULT = Paths.RESULT.format(id="{prediction_id}")
+_PREDICTION = Paths.PREDICTION.format(id="{prediction_id}")
+_CANCEL = Paths.CANCEL.format(id="{prediction_id}")
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
+
+_NOT_FOUND = {404: {"model": ErrorEnvelope, "description": "Unknown (or deleted) prediction"}}
+_POLL_ERRORS = {
+    **_NOT_FOUND,
+    429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"},
+}
+
+
+def _note(request: Request, **fields: Any) -> None:
+    """Tell the journal what this request was about (kind, prediction id, scenario)."""
+    note = request.scope.get("mock.note")
+    if note is not None:
+        note.update(fields)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _check_webhook(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise MockError(400, f"Invalid parameter 'webhook': must be an http(s) URL (got {url[:80]!r})")
+
+
+def _mock_error(exc: MockError) -> Response:
+    return error_response(exc.status, exc.message, headers=exc.headers)
+
+
+def _api_router(mock: WavespeedMock) -> APIRouter:
+    strict = bearer_auth(lambda: mock.api_keys or ())
+    lenient = bearer_auth((), allow_any=True)
+
+    def require_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> str:
+        # Chosen per request so mock.configure(api_keys=...) takes effect at once; None accepts any key.
+        return (lenient if mock.api_keys is None else strict)(credentials)
+
+    router = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+
+    @router.post(
+        Paths.SUBMIT,
+        response_model=PredictionResponse,
+        responses={429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"}},
+        summary="Submit a lip-sync job",
+    )
+    async def submit_lipsync(
+        body: LipsyncRequest,
+        request: Request,
+        webhook: Annotated[
+            str | None, Query(description="URL called (signed, v3) when the job completes or fails")
+        ] = None,
+    ) -> Response:
+        _note(request, kind="submit")
+        try:
+            if webhook is not None:
+                _check_webhook(webhook)
+                if body.enable_base64_output:
+                    raise MockError(
+                        400,
+                        "webhook callback does not support base64 output, please use the normal API "
+                        "to use base64 output",
+                    )
+            outcome = mock.submit(
+                _base_url(request),
+                scenario_header=request.headers.get(SCENARIO_HEADER),
+                webhook=webhook,
+                sync=body.enable_sync_mode,
+                base64_output=body.enable_base64_output,
+            )
+        except ScenarioError as exc:
+            return error_response(400, f"Invalid {SCENARIO_HEADER} header: {exc}")
+        except MockError as exc:
+            _note(request, scenario=exc.headers.get(SCENARIO_HEADER))
+            return _mock_error(exc)
+        _note(request, prediction_id=outcome.prediction.id, scenario=outcome.scenario.text)
+        return envelope_response(outcome.prediction, headers={SCENARIO_HEADER: outcome.scenario.text})
+
+    async def _poll(request: Request, prediction_id: str) -> Response:
+        _note(request, kind="poll", prediction_id=prediction_id)
+        try:
+            pred, scenario = mock.poll(prediction_id)
+        except MockError as exc:
+            _note(request, scenario=exc.headers.get(SCENARIO_HEADER))
+            return _mock_error(exc)
+        _note(request, scenario=scenario.text)
+        return envelope_response(pred, headers={SCENARIO_HEADER: scenario.text})
+
+    @router.get(_RESULT, response_model=PredictionResponse, responses=_POLL_ERRORS, summary="Get a result")
+    async def get_result(prediction_id: str, request: Request) -> Response:
+        return await _poll(request, prediction_id)
+
+    @router.get(
+        _PREDICTION,
+        response_model=PredictionResponse,
+        responses=_POLL_ERRORS,
+        summary="Get a prediction (same as /result)",
+    )
+    async def get_prediction(prediction_id: str, request: Request) -> Response:
+        return await _poll(request, prediction_id)
+
+    @router.post(
+        _CANCEL,
+        response_model=PredictionResponse,
+        responses={
+            **_NOT_FOUND,
+            409: {"model": ErrorEnvelope, "description": "The prediction already ended"},
+        },
+        summary="Cancel a running prediction (extension: reported as failed, code 1405)",
+    )
+    async def cancel_prediction(prediction_id: str, request: Request) -> Response:
+        _note(request, kind="cancel", prediction_id=prediction_id)
+        try:
+            return envelope_response(mock.cancel(prediction_id))
+        except MockError as exc:
+            return _mock_error(exc)
+
+    @router.post(Paths.HISTORY, response_model=HistoryResponse, summary="List predictions, newest first")
+    async def list_predictions(query: HistoryRequest, request: Request) -> Response:
+        _note(request, kind="history")
+        return envelope_response(mock.history(query))
+
+    @router.post(Paths.DELETE, response_model=DeleteResponse, summary="Delete predictions")
+    async def delete_predictions(body: DeleteRequest, request: Request) -> Response:
+        _note(request, kind="delete")
+        return envelope_response(DeleteResult(deleted_count=mock.delete(body.ids)))
+
+    @router.post(Paths.UPLOAD_TICKET, response_model=UploadTicketResponse, summary="Get an upload ticket")
+    async def create_upload(body: UploadTicketRequest, request: Request) -> Response:
+        _note(request, kind="upload_ticket")
+        try:
+            upload = mock.new_upload(body.filename, body.size, body.content_type)
+        except MockError as exc:
+            return _mock_error(exc)
+        base = mock.config.public_url or _base_url(request)
+        headers = {"Content-Type": body.content_type} if body.content_type else {}
+        ticket = UploadTicket(
+            type=media_type_of(body.content_type),
+            filename=body.filename,
+            size=body.size,
+            download_url=base + media_path(upload.id, upload.filename),
+            upload=UploadInstruction(url=base + put_path(upload.id), headers=headers),
+        )
+        return envelope_response(ticket)
+
+    @router.post(
+        Paths.UPLOAD_BINARY,
+        response_model=BinaryUploadResponse,
+        summary="Upload a file (legacy multipart, field 'file')",
+    )
+    async def upload_binary(file: Annotated[UploadFile, File()], request: Request) -> Response:
+        _note(request, kind="upload_binary")
+        data = await file.read()
+        filename = file.filename or "upload"
+        try:
+            upload = mock.new_upload(filename, len(data), file.content_type, data)
+        except MockError as exc:
+            return _mock_error(exc)
+        base = mock.config.public_url or _base_url(request)
+        result = BinaryUploadResult(
+            type=media_type_of(file.content_type),
+            download_url=base + media_path(upload.id, filename),
+            filename=filename,
+            size=len(data),
+        )
+        return envelope_response(result)
+
+    @router.get(
+        Paths.WEBHOOK_SECRET, response_model=WebhookSecretResponse, summary="The webhook signing secret"
+    )
+    async def get_webhook_secret() -> Response:
+        return envelope_response(WebhookSecret(secret=mock.config.webhook_secret))
+
+    @router.get(Paths.BALANCE, summary="Account balance (USD)")
+    async def get_balance() -> Response:
+        return envelope_response({"balance": mock.config.balance})
+
+    return router
+
+
+def _storage_router(mock: WavespeedMock) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.put(put_path("{upload_id}"))
+    async def put_upload(upload_id: str, request: Request) -> Response:
+        _note(request, kind="upload_put")
+        try:
+            mock.put_upload(upload_id, await request.body())
+        except MockError as exc:
+            return _mock_error(exc)
+        return Response(status_code=200)
+
+    @router.api_route("/storage/media/{upload_id}/{filename}", methods=["GET", "HEAD"])
+    async def get_media(upload_id: str, filename: str, request: Request) -> Response:
+        _note(request, kind="download")
+        try:
+            upload = mock.uploaded(upload_id)
+        except MockError as exc:
+            return _mock_error(exc)
+        return Response(upload.data, media_type=upload.content_type or "application/octet-stream")
+
+    @router.api_route(output_path("{prediction_id}"), methods=["GET", "HEAD"])
+    async def get_output(prediction_id: str, request: Request) -> Response:
+        _note(request, kind="output", prediction_id=prediction_id)
+        try:
+            mock.output_for(prediction_id)
+        except MockError as exc:
+            return _mock_error(exc)
+        return Response(sample_mp4(), media_type="video/mp4")
+
+    return router
+
+
+class JournalMiddleware:
+    """Records every non-admin request in ``mock.journal`` (pure ASGI: cheap, and sees the raw body)."""
+
+    def __init__(self, app: ASGIApp, mock: WavespeedMock) -> None:
+        self.app = app
+        self.mock = mock
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(("/__mock", "/openapi.json", "/docs", "/redoc")):
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        note: dict[str, Any] = {}
+        scope["mock.note"] = note
+        chunks: list[bytes] = []
+        size = 0
+        status = 500
+
+        async def receive_and_keep() -> dict[str, Any]:
+            nonlocal size
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                size += len(body)
+                if size <= MAX_BODY_BYTES:
+                    chunks.append(body)
+            return message
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_note)
+        finally:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = scope.get("query_string", b"").decode("latin-1")
+            self.mock.journal.record(
+                time=self.mock.clock.now(),
+                wall_time=time.time(),
+                method=scope["method"],
+                path=path,
+                query=dict(parse_qsl(query, keep_blank_values=True)),
+                headers=headers,
+                status=status,
+                duration_ms=round((time.perf_counter() - t0) * 1000, 3),
+                prediction_id=note.get("prediction_id"),
+                scenario=note.get("scenario"),
+                body=parse_body(b"".join(chunks), headers.get("content-type"))
+                if size <= MAX_BODY_BYTES
+                else None,
+                body_size=size,
+                kind=note.get("kind", "other"),
+            )
+
+
+def create_app(
+    mock: WavespeedMock | MockConfig | None = None,
+    **config: Any,
+) -> FastAPI:
+    """The mock app over *mock* (an instance, a config, or keyword settings of :class:`MockConfig`)."""
+    from mock_server.admin import admin_router
+
+    if isinstance(mock, WavespeedMock):
+        if config:
+            mock.configure(**config)
+        instance = mock
+    else:
+        instance = WavespeedMock(mock if mock is not None else MockConfig(**config))
+        if mock is not None and config:
+            instance.configure(**config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        instance.webhooks.bind(loop)
+
+        async def ticker() -> None:
+            # Ends jobs that have a webhook and nobody polling them once their (wall or virtual) time is up.
+            while True:
+                await asyncio.sleep(_TICK_INTERVAL_S)
+                instance.tick()
+
+        task = loop.create_task(ticker())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            instance.webhooks.bind(None)
+
+    app = FastAPI(
+        title="WaveSpeed-compatible lip-sync API (mock)",
+        version="3.0.0",
+        description=(
+            "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
+            "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
+            "HTTP 200."
+        ),
+        generate_unique_id_function=operation_id,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+
+    @app.exception_handler(MockError)
+    async def _on_mock_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MockError)
+        return _mock_error(exc)
+
+    app.include_router(_api_router(instance))
+    app.include_router(_storage_router(instance))
+    app.include_router(admin_router(instance))
+    app.add_middleware(JournalMiddleware, mock=instance)  # type: ignore[arg-type]
+    app.state.mock = instance
+    return app

@@ -1,0 +1,46 @@
+"""Start-up settings of one mock instance (the pytest marker, ``lipsync mock`` and ``create_app`` take these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mock_server.scenarios import parse_scenario
+
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_WEBHOOK_SECRET", "MockConfig"]
+
+DEFAULT_API_KEY = "mock-key"
+DEFAULT_WEBHOOK_SECRET = "whsec_mock-webhook-secret"
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    #: Accepted Bearer keys; ``None`` accepts any non-empty key (a missing header is still a 401).
+    api_keys: tuple[str, ...] | None = None
+    #: The scenario of jobs whose submit names none (``X-Mock-Scenario`` overrides it per request).
+    scenario: str = "success"
+    #: Seed of the id generator: the same seed and the same calls give the same prediction/upload ids.
+    seed: int = 0
+    #: ``virtual`` (frozen until advanced; tests) or ``system`` (wall time; ``lipsync mock``).
+    clock: Literal["virtual", "system"] = "virtual"
+    #: Base URL written into urls.get / outputs / upload URLs; None: taken from each request's Host.
+    public_url: str | None = None
+    webhook_secret: str = DEFAULT_WEBHOOK_SECRET
+    #: How long enable_sync_mode "waits" (clock seconds) before answering processing + code 5004.
+    sync_timeout_s: int = 90
+    #: Bounds, so a long-running mock or a load test cannot grow memory without limit (oldest dropped first).
+    journal_size: int = 1000
+    max_jobs: int = 10_000
+    max_upload_bytes: int = 256 * 1024 * 1024
+    #: Base of the exponential back-off between webhook re-deliveries (real seconds).
+    webhook_retry_backoff_s: float = 0.2
+    #: Account balance reported by GET /api/v3/balance.
+    balance: float = 100.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parse_scenario(self.scenario)  # fail at start-up, not on the first submit
+        if self.api_keys is not None and not all(self.api_keys):
+            raise ValueError("api_keys must not contain empty keys (use None to accept any key)")
+        if self.max_jobs < 1 or self.journal_size < 1:
+            raise ValueError("max_jobs and journal_size must be at least 1")
