@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from lipsync.errors import EmptyMedia, NoAudioStream, UnreadableMedia, WeightsError
@@ -57,7 +58,7 @@ AUDIO_FEAT_LENGTH = (2, 2)
 # ---------------------------------------------------------------------------------------------------------
 
 
-def read_audio_16k(path: str | os.PathLike[str]) -> np.ndarray:
+def read_audio_16k(path: str | os.PathLike[str]) -> npt.NDArray[np.float32]:
     """Decode any audio (or the audio of a video) to mono 16 kHz float32 in [-1, 1).
 
     Like the reference's ``ffmpeg -f s16le -ac 1 -ar 16000`` pipe, samples are quantised to int16 and divided
@@ -73,7 +74,7 @@ def read_audio_16k(path: str | os.PathLike[str]) -> np.ndarray:
         if not container.streams.audio:
             raise NoAudioStream(f"{os.fspath(path)!r} has no audio stream")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        parts: list[np.ndarray] = []
+        parts: list[npt.NDArray[Any]] = []
         try:
             for frame in container.decode(audio=0):
                 for out in resampler.resample(frame):
@@ -107,7 +108,7 @@ def mel_filters(n_mels: int = 80) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(bank.T, dtype=np.float32))
 
 
-def log_mel(waveform_16k: np.ndarray | torch.Tensor, *, n_mels: int = 80) -> torch.Tensor:
+def log_mel(waveform_16k: npt.NDArray[np.floating[Any]] | torch.Tensor, *, n_mels: int = 80) -> torch.Tensor:
     """Reference log-mel of the whole file: ``(n_mels, n_samples // 160)`` float32 on the CPU.
 
     ``|STFT|²`` (Hann 400, hop 160, centred, reflect padding; the last STFT frame dropped) → mel → ``log10``
@@ -370,7 +371,7 @@ class AudioEncoder:
                 out.append(window_states[:keep].to("cpu", torch.float32))
         return torch.cat(out, dim=0)
 
-    def features(self, waveform_16k: np.ndarray | torch.Tensor) -> torch.Tensor:
+    def features(self, waveform_16k: npt.NDArray[np.floating[Any]] | torch.Tensor) -> torch.Tensor:
         """Mono 16-kHz waveform → whole-file features ``(L, 5, C)`` (float32, CPU)."""
         return self.features_from_mel(log_mel(waveform_16k, n_mels=int(self.encoder.config.num_mel_bins)))
 
@@ -381,7 +382,9 @@ class AudioEncoder:
         return frame_windows(features, num_frames=num_frames, fps=fps)
 
     def frame_features(
-        self, audio: np.ndarray | torch.Tensor | str | os.PathLike[str], num_frames: int | None = None
+        self,
+        audio: npt.NDArray[np.floating[Any]] | torch.Tensor | str | os.PathLike[str],
+        num_frames: int | None = None,
     ) -> torch.Tensor:
         """Waveform (16 kHz mono) or audio/video file → ``(N, 50, C)`` per-frame features at 25 fps."""
         waveform = read_audio_16k(audio) if isinstance(audio, str | os.PathLike) else audio
