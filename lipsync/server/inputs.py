@@ -1,0 +1,119 @@
+"""Turning a request's ``video``/``audio`` references into checked media in storage, before queueing.
+
+Three kinds of reference:
+- a ``data:`` URI: decoded (size-capped) and stored;
+- a download link of this server (an upload's ``download_url``, recognised by its valid signature, on
+  any host name): used in place, with no HTTP request, so uploads work on a loopback-only server;
+- any other http(s) URL: downloaded by the Fetcher (SSRF guard, size and time caps) and stored.
+
+Every input is then checked to be media of the right kind (``media_check``); a problem is an
+``InputProblem`` naming the field, which the route answers with HTTP 400. Both inputs are resolved
+concurrently; when one fails, whatever the other stored is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from contracts import LipsyncRequest, parse_data_uri
+from lipsync.errors import MediaFetchError
+from lipsync.server.keys import input_key
+from lipsync.server.media_check import MediaField, media_problem
+from lipsync.server.signing import DOWNLOAD_PREFIX
+from lipsync.server.state import ServerState
+
+__all__ = ["InputProblem", "resolve_inputs"]
+
+
+class InputProblem(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Invalid parameter '{field}': {message}")
+        self.field = field
+        self.message = message
+
+
+def _extension(mime: str | None, url: str) -> str:
+    if mime:
+        ext = mimetypes.guess_extension(mime.split(";", 1)[0].strip())
+        if ext:
+            return ext
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    return suffix if suffix.isascii() and 1 < len(suffix) <= 6 and suffix[1:].isalnum() else ""
+
+
+async def _check(state: ServerState, path: Path, field: MediaField) -> None:
+    if not state.settings.check_media:
+        return
+    problem = await asyncio.to_thread(media_problem, path, field)
+    if problem is not None:
+        raise InputProblem(field, problem)
+
+
+async def _resolve_one(
+    state: ServerState, job_id: str, field: MediaField, ref: str, base_url: str, scratch: Path
+) -> tuple[str, bool]:
+    """Returns (storage key, whether it was stored for this job)."""
+    settings = state.settings
+    if ref[:5].lower() == "data:":
+        try:
+            mime, data = parse_data_uri(ref)
+        except ValueError as exc:
+            raise InputProblem(field, str(exc)) from None
+        if len(data) > settings.max_input_bytes:
+            raise InputProblem(field, f"larger than the {settings.max_input_bytes} byte limit")
+        local = scratch / field
+        await asyncio.to_thread(local.write_bytes, data)
+        await _check(state, local, field)
+        key = input_key(job_id, field, _extension(mime, ""))
+        await state.storage.put_file(key, local)
+        return key, True
+
+    own = state.signer.parse_download_url(ref, now=state.clock.now())
+    if own is not None:
+        if await state.storage.size(own.key) is None:
+            raise InputProblem(field, "the uploaded file no longer exists")
+        await _check(state, await state.storage.local_path(own.key, scratch), field)
+        return own.key, False
+    parts = urlsplit(ref)
+    if parts.path.startswith(DOWNLOAD_PREFIX) and parts.netloc == urlsplit(base_url).netloc:
+        raise InputProblem(field, "this server's download link is invalid or has expired")
+
+    local = scratch / field
+    try:
+        fetched = await state.fetcher.fetch(ref, local)
+    except MediaFetchError as exc:
+        raise InputProblem(field, f"could not fetch the URL: {exc.message}") from None
+    await _check(state, local, field)
+    key = input_key(job_id, field, _extension(fetched.content_type, fetched.final_url))
+    await state.storage.put_file(key, local)
+    return key, True
+
+
+async def resolve_inputs(
+    state: ServerState, job_id: str, request: LipsyncRequest, base_url: str
+) -> tuple[dict[str, str], int]:
+    """Storage keys of both inputs and the milliseconds it took; raises InputProblem."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lipsync-in-") as tmp:
+        scratch = Path(tmp)
+        results = await asyncio.gather(
+            _resolve_one(state, job_id, "video", request.video, base_url, scratch),
+            _resolve_one(state, job_id, "audio", request.audio, base_url, scratch),
+            return_exceptions=True,
+        )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        if any(isinstance(r, tuple) and r[1] for r in results):
+            await state.storage.delete_prefix(f"inputs/{job_id}")
+        problem = next((f for f in failures if isinstance(f, InputProblem)), failures[0])
+        raise problem
+    keys: dict[str, str] = {}
+    for field, result in zip(("video", "audio"), results, strict=True):
+        assert isinstance(result, tuple)
+        keys[field] = result[0]
+    return keys, round((time.monotonic() - started) * 1000)

@@ -1,0 +1,1 @@
+"""The server's routes, one concern per module; ``app.py`` includes them."""

@@ -1,0 +1,26 @@
+"""Account-level endpoints WaveSpeed tools call: the webhook secret and the balance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from contracts import Paths, WebhookSecret, WebhookSecretResponse
+from lipsync.server.state import PrincipalDep, StateDep
+from lipsync.web import envelope_response
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(Paths.WEBHOOK_SECRET, response_model=WebhookSecretResponse, summary="The webhook signing secret")
+async def get_webhook_secret(state: StateDep, principal: PrincipalDep) -> Response:
+    """Each API key has its own ``whsec_`` secret; callbacks for its jobs are signed with it."""
+    return envelope_response(WebhookSecret(secret=state.signer.webhook_secret(principal.owner)))
+
+
+@router.get(Paths.BALANCE, summary="Account balance (USD)")
+async def get_balance(state: StateDep, principal: PrincipalDep) -> Response:
+    """A self-hosted server bills nothing: a constant (``LIPSYNC_REPORTED_BALANCE``) for tools that check."""
+    return envelope_response({"balance": state.settings.reported_balance})

@@ -1,0 +1,51 @@
+"""Signed, expiring downloads of stored objects (outputs and uploads): ``GET /files/{key}?expires=&sig=``.
+
+No API key is needed (like a presigned bucket URL): the signature is the credential, it covers the key
+and the expiry, and the key must pass the storage's own checks, so no link reaches outside storage.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from lipsync.server.keys import InvalidKey, check_key
+from lipsync.server.local_storage import LocalStorage
+from lipsync.server.signing import DOWNLOAD_PREFIX
+from lipsync.server.state import StateDep
+from lipsync.web import error_response
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.api_route(DOWNLOAD_PREFIX + "{key:path}", methods=["GET", "HEAD"])
+async def download_file(
+    key: str,
+    state: StateDep,
+    expires: Annotated[int, Query()],
+    sig: Annotated[str, Query()],
+) -> Response:
+    try:
+        check_key(key)
+    except InvalidKey:
+        return error_response(404, "file not found")
+    if not state.signer.check_download(key, expires, sig, now=state.clock.now()):
+        return error_response(403, "Download URL is invalid or has expired")
+    size = await state.storage.size(key)
+    if size is None:
+        return error_response(404, "file not found")
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    filename = key.rsplit("/", 1)[-1]
+    headers = {
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "Cache-Control": "private, max-age=3600",
+    }
+    if isinstance(state.storage, LocalStorage):
+        return FileResponse(state.storage.path_of(key), media_type=media_type, headers=headers)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(state.storage.iter_bytes(key), media_type=media_type, headers=headers)

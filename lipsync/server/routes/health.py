@@ -1,0 +1,19 @@
+"""``GET /healthz``: liveness plus what the runner reports (no auth, not part of the WaveSpeed API)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from lipsync.server.state import StateDep
+from lipsync.web import envelope_response
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="Liveness and worker status", tags=["ops"])
+async def healthz(state: StateDep) -> Response:
+    runner = state.runner.describe()
+    return envelope_response({"status": "ok", "runner": runner})

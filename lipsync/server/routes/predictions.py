@@ -1,0 +1,179 @@
+"""Submit, result (both routes) and cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
+from lipsync.server.inputs import InputProblem, resolve_inputs
+from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
+from lipsync.server.netguard import Refused
+from lipsync.server.routes._common import CANCEL, NOT_FOUND, PREDICTION, RATE_LIMITED, RESULT
+from lipsync.server.state import PrincipalDep, ServerState, StateDep, base_url_of, wait_terminal
+from lipsync.server.transitions import CANCELLED_MESSAGE
+from lipsync.server.views import to_prediction
+from lipsync.web import api_error, envelope_response, error_response
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+#: How long a cancel request waits for a running job to stop before answering with its current state.
+CANCEL_WAIT_S = 10.0
+
+_OPTION_FIELDS = ("seed", "guidance_scale", "inference_steps", "loop_mode", "model_version", "on_no_face")
+
+
+def sync_timeout_text(seconds: float) -> str:
+    """The SDK recognises this text (and code 5004) as a sync-mode timeout."""
+    return (
+        f"Sync mode timed out after {seconds:g} seconds. The prediction is still processing asynchronously."
+    )
+
+
+def _too_many(state: ServerState, active: int) -> Response:
+    limit = state.settings.max_active_jobs_per_key
+    return error_response(
+        429,
+        f"Too many active predictions for this API key ({active} of {limit}); retry when one has finished",
+        headers={"Retry-After": str(state.settings.retry_after_s)},
+    )
+
+
+async def _check_webhook(state: ServerState, url: str) -> None:
+    try:
+        await state.policy.pin(url)
+    except Refused as exc:
+        raise api_error(400, f"Invalid parameter 'webhook': {exc}") from None
+
+
+async def _owned(state: ServerState, prediction_id: str, owner: str) -> JobRecord:
+    job = await state.store.get(prediction_id)
+    if job is None or job.owner != owner:
+        raise api_error(404, "prediction not found")
+    return job
+
+
+@router.post(
+    Paths.SUBMIT, response_model=PredictionResponse, responses=RATE_LIMITED, summary="Submit a lip-sync job"
+)
+async def submit_lipsync(
+    body: LipsyncRequest,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+    webhook: Annotated[
+        str | None, Query(description="URL called (signed, v3) when the job completes or fails")
+    ] = None,
+) -> Response:
+    settings = state.settings
+    if webhook is not None:
+        if body.enable_base64_output:
+            raise api_error(
+                400,
+                "webhook callback does not support base64 output, please use the normal API to use base64 output",
+            )
+        await _check_webhook(state, webhook)
+    limit = settings.max_active_jobs_per_key
+    active = await state.store.count_active(principal.owner)
+    if active >= limit:  # cheap early answer; create() below re-checks atomically
+        return _too_many(state, active)
+
+    created_at = state.clock.now()
+    base_url = base_url_of(request, settings)
+    job_id = uuid.uuid4().hex
+    try:
+        inputs, download_ms = await resolve_inputs(state, job_id, body, base_url)
+    except InputProblem as exc:
+        return error_response(400, str(exc))
+    job = JobRecord(
+        id=job_id,
+        owner=principal.owner,
+        base_url=base_url,
+        options={name: getattr(body, name) for name in _OPTION_FIELDS},
+        inputs=inputs,
+        created_at=created_at,
+        webhook=webhook,
+        base64_output=body.enable_base64_output,
+        timings={"download": download_ms},
+    )
+    try:
+        await state.store.create(job, active_limit=limit)
+    except ActiveLimitExceeded as exc:
+        await state.storage.delete_prefix(f"inputs/{job_id}")
+        return _too_many(state, exc.active)
+    await state.runner.submit(job)
+
+    if not body.enable_sync_mode:
+        return envelope_response(await to_prediction(job, state.links, base_url=base_url))
+    final = await wait_terminal(state, job_id, settings.sync_timeout_s) or job
+    prediction = await to_prediction(final, state.links, base_url=base_url)
+    if not final.is_terminal:
+        prediction = prediction.model_copy(
+            update={
+                "status": "processing",
+                "code": int(TaskErrorCode.TIMEOUT),
+                "error": sync_timeout_text(settings.sync_timeout_s),
+            }
+        )
+    return envelope_response(prediction)
+
+
+async def _poll(state: ServerState, request: Request, prediction_id: str, owner: str) -> Response:
+    job = await _owned(state, prediction_id, owner)
+    prediction: Prediction = await to_prediction(
+        job, state.links, base_url=base_url_of(request, state.settings)
+    )
+    return envelope_response(prediction)
+
+
+@router.get(
+    RESULT, response_model=PredictionResponse, responses={**NOT_FOUND, **RATE_LIMITED}, summary="Get a result"
+)
+async def get_result(
+    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    return await _poll(state, request, prediction_id, principal.owner)
+
+
+@router.get(
+    PREDICTION,
+    response_model=PredictionResponse,
+    responses={**NOT_FOUND, **RATE_LIMITED},
+    summary="Get a prediction (same as /result)",
+)
+async def get_prediction(
+    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    return await _poll(state, request, prediction_id, principal.owner)
+
+
+@router.post(
+    CANCEL,
+    response_model=PredictionResponse,
+    responses={**NOT_FOUND, 409: {"model": ErrorEnvelope, "description": "The prediction already ended"}},
+    summary="Cancel a running prediction (extension: reported as failed, code 1405)",
+)
+async def cancel_prediction(
+    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    job = await _owned(state, prediction_id, principal.owner)
+    if job.is_terminal:
+        raise api_error(409, f"prediction already {job.status}")
+    updated = await state.store.cancel(prediction_id, now=state.clock.now())
+    if updated is None:
+        raise api_error(404, "prediction not found")
+    if updated.is_terminal:
+        if updated.error != CANCELLED_MESSAGE:  # it ended on its own a moment ago
+            raise api_error(409, f"prediction already {updated.status}")
+        await state.notifier.job_finished(updated)
+    else:
+        await state.runner.cancel(prediction_id)
+        updated = await wait_terminal(state, prediction_id, CANCEL_WAIT_S) or updated
+    return envelope_response(
+        await to_prediction(updated, state.links, base_url=base_url_of(request, state.settings))
+    )

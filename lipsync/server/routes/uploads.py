@@ -1,0 +1,109 @@
+"""Uploads: the ticket flow (SDK >= 1.0.11: ticket, then PUT to a signed URL) and the legacy multipart one.
+
+The PUT target carries its own authorisation (a signature over key, expiry and size cap), because the SDK
+sends the ticket's headers only. An upload's ``download_url`` is a signed link of this server; submitting
+it as an input is resolved locally (see ``inputs.py``). Whether the bytes are media is checked on submit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+from starlette.responses import Response
+
+from contracts import (
+    BinaryUploadResponse,
+    BinaryUploadResult,
+    Paths,
+    UploadInstruction,
+    UploadTicket,
+    UploadTicketRequest,
+    UploadTicketResponse,
+    media_type_of,
+)
+from lipsync.server.keys import InvalidKey, upload_key
+from lipsync.server.signing import UPLOAD_PREFIX
+from lipsync.server.state import PrincipalDep, StateDep, base_url_of
+from lipsync.web import api_error, envelope_response, error_response
+
+__all__ = ["router", "storage_router"]
+
+router = APIRouter()
+storage_router = APIRouter(include_in_schema=False)
+
+_CHUNK = 1 << 20
+
+
+@router.post(Paths.UPLOAD_TICKET, response_model=UploadTicketResponse, summary="Get an upload ticket")
+async def create_upload(
+    body: UploadTicketRequest, request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    limit = state.settings.max_input_bytes
+    if body.size > limit:
+        raise api_error(400, f"Invalid parameter 'size': larger than the {limit} byte limit")
+    key = upload_key(principal.owner, body.filename)
+    base_url = base_url_of(request, state.settings)
+    expires = int(state.clock.now()) + state.settings.upload_ttl_s
+    max_bytes = body.size if body.size > 0 else limit
+    headers = {"Content-Type": body.content_type} if body.content_type else {}
+    ticket = UploadTicket(
+        type=media_type_of(body.content_type),
+        filename=body.filename,
+        size=body.size,
+        download_url=state.links.download(base_url, key),
+        upload=UploadInstruction(
+            url=state.signer.upload_url(base_url, key, expires=expires, max_bytes=max_bytes), headers=headers
+        ),
+    )
+    return envelope_response(ticket)
+
+
+@router.post(
+    Paths.UPLOAD_BINARY,
+    response_model=BinaryUploadResponse,
+    summary="Upload a file (legacy multipart, field 'file')",
+)
+async def upload_binary(
+    file: Annotated[UploadFile, File()], request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    filename = file.filename or "upload"
+    key = upload_key(principal.owner, filename)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await file.read(_CHUNK):
+            yield chunk
+
+    limit = state.settings.max_input_bytes
+    try:
+        size = await state.storage.put_stream(key, chunks(), max_bytes=limit)
+    except ValueError:
+        return error_response(413, f"Upload larger than the {limit} byte limit")
+    result = BinaryUploadResult(
+        type=media_type_of(file.content_type),
+        download_url=state.links.download(base_url_of(request, state.settings), key),
+        filename=filename,
+        size=size,
+    )
+    return envelope_response(result)
+
+
+@storage_router.put(UPLOAD_PREFIX + "{key:path}")
+async def put_upload(
+    key: str,
+    request: Request,
+    state: StateDep,
+    expires: Annotated[int, Query()],
+    max_bytes: Annotated[int, Query(alias="max", ge=0)],
+    sig: Annotated[str, Query()],
+) -> Response:
+    if not state.signer.check_upload(key, expires, max_bytes, sig, now=state.clock.now()):
+        return error_response(403, "Upload URL is invalid or has expired")
+    try:
+        size = await state.storage.put_stream(key, request.stream(), max_bytes=max_bytes)
+    except InvalidKey:
+        return error_response(400, "Invalid upload key")
+    except ValueError:
+        return error_response(413, f"Upload larger than the {max_bytes} bytes announced in the ticket")
+    return envelope_response({"size": size})

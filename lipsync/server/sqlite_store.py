@@ -1,0 +1,341 @@
+"""The embedded JobStore: one SQLite file in WAL mode, shared by the API process and its worker processes.
+
+WAL lets readers (result polls) proceed while a writer commits, and ``synchronous=NORMAL`` makes a commit
+cost a write, not an fsync (a power cut may lose the last commits, a process crash loses nothing). Every
+transition runs in a ``BEGIN IMMEDIATE`` transaction: read the row, check the precondition, apply the
+shared transition function, write it back, so concurrent processes cannot interleave half-updates.
+
+The async methods run their (sub-millisecond) statements inline on the caller's loop: a thread hop would
+cost more than the query. ``busy_timeout`` bounds the wait for another process's write lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from contracts import PredictionStatus
+from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
+from lipsync.server.transitions import apply_cancel, apply_claim, apply_expiry, apply_finish
+
+__all__ = ["SQLiteJobStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    base_url TEXT NOT NULL,
+    options TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    webhook TEXT,
+    base64_output INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    error TEXT NOT NULL DEFAULT '',
+    code INTEGER,
+    progress REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker_id TEXT,
+    lease_until REAL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    timings TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
+PRAGMA user_version = 1;
+"""
+
+_COLUMNS = (
+    "id, owner, status, created_at, base_url, options, inputs, webhook, base64_output, started_at, "
+    "finished_at, outputs, error, code, progress, attempts, worker_id, lease_until, cancel_requested, timings"
+)
+_PLACEHOLDERS = ", ".join("?" for _ in _COLUMNS.split(","))
+
+
+def _to_row(job: JobRecord) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.owner,
+        job.status,
+        job.created_at,
+        job.base_url,
+        json.dumps(job.options, separators=(",", ":")),
+        json.dumps(job.inputs, separators=(",", ":")),
+        job.webhook,
+        int(job.base64_output),
+        job.started_at,
+        job.finished_at,
+        json.dumps(job.outputs, separators=(",", ":")),
+        job.error,
+        job.code,
+        job.progress,
+        job.attempts,
+        job.worker_id,
+        job.lease_until,
+        int(job.cancel_requested),
+        json.dumps(job.timings, separators=(",", ":")),
+    )
+
+
+def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
+    (
+        id_,
+        owner,
+        status,
+        created_at,
+        base_url,
+        options,
+        inputs,
+        webhook,
+        base64_output,
+        started_at,
+        finished_at,
+        outputs,
+        error,
+        code,
+        progress,
+        attempts,
+        worker_id,
+        lease_until,
+        cancel_requested,
+        timings,
+    ) = tuple(row)
+    return JobRecord(
+        id=id_,
+        owner=owner,
+        status=cast(PredictionStatus, status),
+        created_at=created_at,
+        base_url=base_url,
+        options=json.loads(options),
+        inputs=json.loads(inputs),
+        webhook=webhook,
+        base64_output=bool(base64_output),
+        started_at=started_at,
+        finished_at=finished_at,
+        outputs=json.loads(outputs),
+        error=error,
+        code=code,
+        progress=progress,
+        attempts=attempts,
+        worker_id=worker_id,
+        lease_until=lease_until,
+        cancel_requested=bool(cancel_requested),
+        timings=json.loads(timings),
+    )
+
+
+class SQLiteJobStore:
+    """JobStore on one SQLite database file (created with its schema on first open)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode (isolation_level=None): transactions are explicit BEGIN IMMEDIATE blocks.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()  # one connection, possibly reached from helper threads
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _select(self, db: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[JobRecord]:
+        return [_from_row(r) for r in db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {where}", params)]
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, job: JobRecord) -> None:
+        db.execute(f"REPLACE INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(job))
+
+    def _mutate(
+        self, where: str, params: Sequence[Any], change: Callable[[JobRecord], bool]
+    ) -> list[JobRecord]:
+        """Apply *change* to the matching rows in one transaction; write back those it returns True for."""
+        with self._tx() as db:
+            changed = []
+            for job in self._select(db, where, params):
+                if change(job):
+                    self._write(db, job)
+                    changed.append(job)
+            return changed
+
+    # -- JobStore ------------------------------------------------------------------------------------
+
+    async def create(self, job: JobRecord, *, active_limit: int | None = None) -> None:
+        with self._tx() as db:
+            if active_limit is not None:
+                (active,) = db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')",
+                    (job.owner,),
+                ).fetchone()
+                if active >= active_limit:
+                    raise ActiveLimitExceeded(active, active_limit)
+            db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(job))
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    async def count_active(self, owner: str) -> int:
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')", (owner,)
+            ).fetchone()
+        return int(n)
+
+    async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
+        with self._tx() as db:
+            rows = self._select(db, "status = 'created' ORDER BY created_at, id LIMIT 1", ())
+            if not rows:
+                return None
+            job = rows[0]
+            apply_claim(job, worker_id, now=now, lease_s=lease_s)
+            self._write(db, job)
+            return job
+
+    async def heartbeat(
+        self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
+    ) -> HeartbeatReply:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET lease_until = ?, progress = COALESCE(?, progress) "
+                "WHERE id = ? AND status = 'processing' AND worker_id = ? RETURNING cancel_requested",
+                (lease_until, progress, job_id, worker_id),
+            )
+            row = cur.fetchone()
+            if row is None:
+                flag = self._db.execute(
+                    "SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                return HeartbeatReply(owned=False, cancel_requested=bool(flag and flag[0]))
+        return HeartbeatReply(owned=True, cancel_requested=bool(row[0]))
+
+    async def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        *,
+        status: JobOutcome,
+        now: float,
+        outputs: Sequence[str] = (),
+        error: str = "",
+        code: int | None = None,
+        timings: dict[str, int] | None = None,
+    ) -> JobRecord | None:
+        def change(job: JobRecord) -> bool:
+            apply_finish(
+                job, status=status, now=now, outputs=outputs, error=error, code=code, timings=timings
+            )
+            return True
+
+        done = self._mutate("id = ? AND status = 'processing' AND worker_id = ?", (job_id, worker_id), change)
+        return done[0] if done else None
+
+    async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
+        def change(job: JobRecord) -> bool:
+            if job.is_terminal:
+                return False
+            apply_cancel(job, now=now)
+            return True
+
+        with self._tx() as db:
+            rows = self._select(db, "id = ?", (job_id,))
+            if not rows:
+                return None
+            job = rows[0]
+            if change(job):
+                self._write(db, job)
+            return job
+
+    async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
+        def change(job: JobRecord) -> bool:
+            apply_expiry(job, now=now, max_attempts=max_attempts, message=message)
+            return True
+
+        return self._mutate("status = 'processing' AND COALESCE(lease_until, 0) < ?", (now,), change)
+
+    async def release_worker(self, worker_id: str) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET lease_until = 0 WHERE status = 'processing' AND worker_id = ?", (worker_id,)
+            )
+            return cur.rowcount
+
+    async def list_jobs(
+        self,
+        owner: str,
+        *,
+        page: int,
+        page_size: int,
+        status: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+    ) -> tuple[list[JobRecord], int]:
+        where = ["owner = ?"]
+        params: list[Any] = [owner]
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(created_after)
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(created_before)
+        clause = " AND ".join(where)
+        with self._lock:
+            (total,) = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()
+            items = self._select(
+                self._db,
+                f"{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                [*params, page_size, (page - 1) * page_size],
+            )
+        return items, int(total)
+
+    async def delete(self, owner: str, ids: Sequence[str]) -> list[JobRecord]:
+        unique = list(dict.fromkeys(ids))
+        if not unique:
+            return []
+        marks = ", ".join("?" for _ in unique)
+        with self._tx() as db:
+            jobs = self._select(db, f"owner = ? AND id IN ({marks})", [owner, *unique])
+            removed = [j for j in jobs if j.status != "processing"]
+            running = [j.id for j in jobs if j.status == "processing"]
+            if removed:
+                db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in removed])
+            if running:
+                db.executemany("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", [(i,) for i in running])
+        return removed
+
+    async def purge(self, *, before: float) -> list[JobRecord]:
+        with self._tx() as db:
+            old = self._select(db, "status IN ('completed', 'failed') AND created_at < ?", (before,))
+            db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in old])
+        return old
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()

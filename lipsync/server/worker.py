@@ -1,0 +1,374 @@
+"""Runners: the embedded process worker (``ProcessRunner``) and an in-process one (``InProcessRunner``).
+
+``ProcessRunner`` starts one worker process per device (``LIPSYNC_DEVICES``). Each process opens the same
+SQLite store, claims the oldest queued job, runs it with its engine (loaded once, on the first job; torch
+is imported only there) and claims the next: one job at a time per device, the store being the queue. The
+API process nudges idle workers through a shared event and supervises them: a worker that dies has its
+lease released at once, so its job is retried (once, by default) or failed with a message, and a new
+worker takes its place. A worker that hangs stops renewing its lease, and the lease sweeper does the same.
+
+Only one server may use a data directory at a time (a lock file enforces it), so at start-up every job
+still marked ``processing`` belonged to a server that stopped; those are recovered the same way.
+
+``InProcessRunner`` runs jobs as tasks of the API's own event loop (engine calls in a thread). It serves
+tests (fake engines, in-memory store) and single-process deployments where the engine lives in the API
+process anyway (e.g. a Modal GPU container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any
+
+from lipsync.server.execution import JobExecutor, Notifier
+from lipsync.server.interfaces import Clock, Engine, JobRecord, JobStore, RunnerContext, SystemClock
+from lipsync.server.settings import ServerSettings
+
+__all__ = [
+    "InProcessRunner",
+    "LipSyncEngineFactory",
+    "ProcessRunner",
+    "recover_interrupted",
+    "sweep_expired",
+    "work_loop",
+]
+
+log = logging.getLogger(__name__)
+
+DIED_MESSAGE = "internal_error: the worker running this job stopped unexpectedly ({detail}); it was retried and failed again"
+
+
+class LipSyncEngineFactory:
+    """Builds ``lipsync.LipSync`` for a device (picklable, so it can be sent to a worker process)."""
+
+    def __init__(
+        self, weights_dir: Path | None = None, version: str | None = None, face_detector: str | None = None
+    ) -> None:
+        self.weights_dir = weights_dir
+        self.version = version
+        self.face_detector = face_detector
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings) -> LipSyncEngineFactory:
+        return cls(settings.weights_dir, settings.model_version, settings.face_detector)
+
+    def __call__(self, device: str) -> Engine:
+        from lipsync import LipSync  # torch is imported here, in the worker, never by the API process
+
+        kwargs: dict[str, Any] = {"device": device}
+        if self.weights_dir is not None:
+            kwargs["weights_dir"] = self.weights_dir
+        if self.version is not None:
+            kwargs["version"] = self.version
+        if self.face_detector is not None:
+            kwargs["face_detector"] = self.face_detector
+        engine: Engine = LipSync(**kwargs)
+        return engine
+
+
+EngineFactory = Callable[[str], Engine]
+
+
+async def work_loop(
+    executor: JobExecutor,
+    store: JobStore,
+    worker_id: str,
+    *,
+    clock: Clock,
+    lease_s: float,
+    wait: Callable[[], Awaitable[None]],
+    should_stop: Callable[[], bool],
+) -> None:
+    """Claim and execute jobs until *should_stop*; *wait* blocks (bounded) until there may be work."""
+    while not should_stop():
+        job = await store.claim(worker_id, now=clock.now(), lease_s=lease_s)
+        if job is None:
+            await wait()
+            continue
+        log.info("worker %s: job %s (attempt %d)", worker_id, job.id, job.attempts)
+        await executor.execute(job, worker_id)
+
+
+async def sweep_expired(
+    context: RunnerContext, *, now: float | None = None, detail: str = "lease expired"
+) -> list[JobRecord]:
+    """Re-queue or fail jobs whose lease ran out; send webhooks for those that failed. Returns the re-queued."""
+    changed = await context.store.expire_leases(
+        now=context.clock.now() if now is None else now,
+        max_attempts=context.settings.max_attempts,
+        message=DIED_MESSAGE.format(detail=detail),
+    )
+    requeued: list[JobRecord] = []
+    for job in changed:
+        if job.is_terminal:
+            log.warning("job %s failed: %s", job.id, job.error)
+            await context.notifier.job_finished(job)
+        else:
+            log.warning("job %s re-queued after its worker stopped (%s)", job.id, detail)
+            requeued.append(job)
+    return requeued
+
+
+async def recover_interrupted(context: RunnerContext) -> int:
+    """At start-up (data dir locked, no workers yet) every ``processing`` job was interrupted: recover all."""
+    return len(await sweep_expired(context, now=float("inf"), detail="the server stopped while it ran"))
+
+
+class InProcessRunner:
+    """Runs jobs on this event loop, *concurrency* at a time, with engines from *engine_factory*."""
+
+    def __init__(self, engine_factory: EngineFactory, *, device: str = "cpu", concurrency: int = 1) -> None:
+        self._engine_factory = engine_factory
+        self.device = device
+        self.concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._executors: list[JobExecutor] = []
+
+    async def start(self, context: RunnerContext) -> None:
+        settings = context.settings
+        notifier = context.notifier
+        for n in range(self.concurrency):
+            executor = JobExecutor(
+                store=context.store,
+                storage=context.storage,
+                notifier=notifier,
+                engine_factory=lambda: self._engine_factory(self.device),
+                clock=context.clock,
+                lease_s=settings.lease_s,
+                heartbeat_s=settings.heartbeat_s,
+                job_timeout_s=settings.job_timeout_s,
+            )
+            self._executors.append(executor)
+            worker_id = f"inproc-{uuid.uuid4().hex[:8]}-{n}"
+            loop = work_loop(
+                executor,
+                context.store,
+                worker_id,
+                clock=context.clock,
+                lease_s=settings.lease_s,
+                wait=self._wait,
+                should_stop=lambda: self._stopping,
+            )
+            self._tasks.append(asyncio.create_task(loop, name=worker_id))
+
+    async def _wait(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._wake.wait()
+        self._wake.clear()
+
+    async def submit(self, job: Any) -> None:
+        self._wake.set()
+
+    async def cancel(self, job_id: str) -> None:
+        for executor in self._executors:
+            executor.request_cancel(job_id)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def describe(self) -> dict[str, Any]:
+        alive = sum(1 for t in self._tasks if not t.done())
+        return {"runner": "in-process", "workers": self.concurrency, "alive": alive}
+
+
+# ---- the process runner ---------------------------------------------------------------------------------
+
+
+def _child_main(
+    settings: ServerSettings,
+    device: str,
+    worker_id: str,
+    engine_factory: EngineFactory,
+    wake: multiprocessing.synchronize.Event,
+    stop: multiprocessing.synchronize.Event,
+) -> None:
+    """Entry point of a worker process."""
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s worker[{worker_id}] %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_child(settings, device, worker_id, engine_factory, wake, stop))
+
+
+async def _child(
+    settings: ServerSettings,
+    device: str,
+    worker_id: str,
+    engine_factory: EngineFactory,
+    wake: multiprocessing.synchronize.Event,
+    stop: multiprocessing.synchronize.Event,
+) -> None:
+    from lipsync.server.backends import build_links, build_storage, build_webhooks
+    from lipsync.server.sqlite_store import SQLiteJobStore
+
+    clock = SystemClock()
+    store = SQLiteJobStore(settings.db_path)
+    storage = build_storage(settings)
+    notifier = Notifier(build_webhooks(settings), build_links(settings, storage, clock))
+    exit_after_job = False
+
+    def stuck() -> None:
+        nonlocal exit_after_job
+        exit_after_job = True
+
+    executor = JobExecutor(
+        store=store,
+        storage=storage,
+        notifier=notifier,
+        engine_factory=lambda: engine_factory(device),
+        clock=clock,
+        lease_s=settings.lease_s,
+        heartbeat_s=settings.heartbeat_s,
+        job_timeout_s=settings.job_timeout_s,
+        scratch_dir=settings.data_dir / "scratch",
+        on_stuck=stuck,
+    )
+    (settings.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
+
+    async def wait() -> None:
+        await asyncio.to_thread(wake.wait, 1.0)
+        wake.clear()
+
+    try:
+        await work_loop(
+            executor,
+            store,
+            worker_id,
+            clock=clock,
+            lease_s=settings.lease_s,
+            wait=wait,
+            should_stop=lambda: stop.is_set() or exit_after_job,
+        )
+        await notifier.drain(timeout=settings.webhook_timeout_s)
+    finally:
+        await store.close()
+
+
+class ProcessRunner:
+    """One worker process per device in ``settings.devices``, supervised from the API process."""
+
+    def __init__(self, settings: ServerSettings, engine_factory: EngineFactory | None = None) -> None:
+        self.settings = settings
+        self.engine_factory = engine_factory or LipSyncEngineFactory.from_settings(settings)
+        self._mp = multiprocessing.get_context("spawn")  # fork + threads/CUDA is unsafe
+        self._wake = self._mp.Event()
+        self._stop = self._mp.Event()
+        self._procs: dict[str, tuple[str, Any]] = {}  # worker_id -> (device, process)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._context: RunnerContext | None = None
+        self._lock_file: IO[str] | None = None
+        self.restarts = 0
+
+    def _lock_data_dir(self) -> None:
+        path = self.settings.data_dir / "server.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the runner's lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise RuntimeError(f"another lipsync server is using {self.settings.data_dir}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_file = fh
+
+    def _spawn(self, device: str) -> None:
+        worker_id = f"{device}-{uuid.uuid4().hex[:8]}"
+        proc = self._mp.Process(
+            target=_child_main,
+            args=(self.settings, device, worker_id, self.engine_factory, self._wake, self._stop),
+            name=f"lipsync-worker-{worker_id}",
+            daemon=True,
+        )
+        proc.start()
+        self._procs[worker_id] = (device, proc)
+        log.info("started worker %s (pid %s)", worker_id, proc.pid)
+
+    async def start(self, context: RunnerContext) -> None:
+        self._lock_data_dir()
+        self._context = context
+        recovered = await recover_interrupted(context)
+        if recovered:
+            log.warning("re-queued %d job(s) interrupted by the last shutdown", recovered)
+        for device in self.settings.devices:
+            self._spawn(device)
+        self._wake.set()
+        self._supervisor = asyncio.create_task(self._supervise(), name="worker-supervisor")
+
+    async def _supervise(self) -> None:
+        assert self._context is not None
+        while not self._stop.is_set():
+            await asyncio.sleep(0.2)
+            for worker_id, (device, proc) in list(self._procs.items()):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                del self._procs[worker_id]
+                if self._stop.is_set():
+                    break
+                code = proc.exitcode
+                released = await self._context.store.release_worker(worker_id)
+                if code != 0 or released:
+                    log.error("worker %s exited with code %s holding %d job(s)", worker_id, code, released)
+                await sweep_expired(self._context, detail=f"worker process exited with code {code}")
+                self.restarts += 1
+                self._spawn(device)
+                self._wake.set()
+
+    async def submit(self, job: Any) -> None:
+        self._wake.set()
+
+    async def cancel(self, job_id: str) -> None:
+        # Workers see the store's cancel flag on their next heartbeat (``heartbeat_s``).
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for _device, proc in self._procs.values():
+            await asyncio.to_thread(proc.join, 5.0)
+            if proc.is_alive():
+                proc.terminate()
+                await asyncio.to_thread(proc.join, 5.0)
+            if proc.is_alive():
+                proc.kill()
+                await asyncio.to_thread(proc.join)
+        self._procs.clear()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def pids(self) -> dict[str, int | None]:
+        return {worker_id: proc.pid for worker_id, (_d, proc) in self._procs.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "runner": "process",
+            "devices": list(self.settings.devices),
+            "alive": sum(1 for _d, p in self._procs.values() if p.is_alive()),
+            "restarts": self.restarts,
+        }
