@@ -349,7 +349,8 @@ class AudioEncoder:
         x = mel_windows.to(device=self.device, dtype=self.dtype)
         x = torch.nn.functional.gelu(enc.conv1(x))
         x = torch.nn.functional.gelu(enc.conv2(x))
-        x = x.permute(0, 2, 1) + enc.embed_positions.weight[: x.shape[-1]]
+        x = x.permute(0, 2, 1)  # (B, T=1500, C)
+        x = x + enc.embed_positions.weight[: x.shape[1]]
         states = [x]
         for layer in enc.layers:
             x = layer(x, None)
