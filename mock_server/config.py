@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from mock_server.scenarios import parse_scenario
@@ -36,7 +36,6 @@ class MockConfig:
     webhook_retry_backoff_s: float = 0.2
     #: Account balance reported by GET /api/v3/balance.
     balance: float = 100.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         parse_scenario(self.scenario)  # fail at start-up, not on the first submit
