@@ -102,6 +102,18 @@ class _Outcome:
     timings: dict[str, int] = field(default_factory=dict)
 
 
+#: Pipeline stages (``RunResult.timings_ms``) reported together as ``timings.preprocess``.
+_PREPROCESS_STAGES = ("audio", "decode", "detect", "align")
+
+
+def _stage_timings(result: Any) -> dict[str, int]:
+    """``preprocess`` (ms) from the pipeline's per-stage timings, when the engine reports them."""
+    stages = getattr(result, "timings_ms", None)
+    if not isinstance(stages, dict):
+        return {}
+    return {"preprocess": round(sum(float(stages.get(name, 0.0)) for name in _PREPROCESS_STAGES))}
+
+
 class JobExecutor:
     """Executes claimed jobs one at a time with one engine (created on first use, then kept)."""
 
@@ -184,6 +196,13 @@ class JobExecutor:
             if reply.cancel_requested:
                 state.cancel.set()
 
+    async def preload(self) -> None:
+        """Build the engine now (weights load at worker start); a failure is logged, and retried per job."""
+        try:
+            await asyncio.to_thread(self._get_engine)
+        except Exception:
+            log.exception("could not load the engine; jobs will fail until it loads")
+
     def _get_engine(self) -> Engine:
         if self._engine is None:
             self._engine = self._engine_factory()
@@ -198,15 +217,15 @@ class JobExecutor:
                 out = scratch / "output.mp4"
                 engine = await asyncio.to_thread(self._get_engine)
                 started = time.monotonic()
-                await self._run_engine(engine, video, audio, out, job.options, state)
-                inference_ms = round((time.monotonic() - started) * 1000)
+                result = await self._run_engine(engine, video, audio, out, job.options, state)
+                timings = {"inference": round((time.monotonic() - started) * 1000), **_stage_timings(result)}
                 if state.cancel.is_set():
                     raise JobCancelled("cancelled")
                 if not out.is_file() or out.stat().st_size == 0:
                     raise EngineError("the engine finished without writing an output video")
                 key = output_key(job.id)
                 await self.storage.put_file(key, out)
-                return _Outcome("completed", outputs=[key], timings={"inference": inference_ms})
+                return _Outcome("completed", outputs=[key], timings=timings)
             except JobCancelled:
                 if state.timed_out:
                     return _Outcome(
@@ -229,14 +248,13 @@ class JobExecutor:
 
     async def _run_engine(
         self, engine: Engine, video: Path, audio: Path, out: Path, options: dict[str, Any], state: _RunState
-    ) -> None:
+    ) -> Any:
         call = asyncio.ensure_future(
             asyncio.to_thread(engine.run, video, audio, out, progress=state.report, **options)
         )
         done, _ = await asyncio.wait({call}, timeout=self.job_timeout_s + STUCK_GRACE_S)
         if call in done:
-            call.result()
-            return
+            return call.result()
         # The engine ignored the cancel signal: its thread cannot be killed from here. Report the job as
         # timed out and let the runner replace this worker (a process runner exits and is restarted).
         state.timed_out = True

@@ -47,8 +47,8 @@ def blocked_reason(ip: IPAddress) -> str | None:
         ("is_loopback", "loopback"),
         ("is_link_local", "link-local"),
         ("is_multicast", "multicast"),
-        ("is_private", "private"),
         ("is_reserved", "reserved"),
+        ("is_private", "private"),
     ):
         if getattr(ip, attr):
             return reason
@@ -125,6 +125,8 @@ class AddressPolicy:
                 try:
                     self.check_address(ip)
                 except Refused as exc:
+                    if literal is not None:
+                        raise
                     raise Refused(f"host {host!r} resolves to a refused address: {exc}") from None
         chosen = addresses[0]
         ip_host = f"[{chosen}]" if chosen.version == 6 else str(chosen)

@@ -81,6 +81,11 @@ class ServerSettings(BaseSettings):
     max_attempts: int = Field(default=2, ge=1, description="Runs of a job whose worker died (2 = retry once)")
     job_timeout_s: float = Field(default=3600.0, gt=0, description="A running job is failed after this")
     poll_interval_s: float = Field(default=0.1, gt=0, description="Store polling while a request waits")
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="On shutdown, how long a running job may finish before its worker is stopped",
+    )
 
     # --- links, webhooks, retention -----------------------------------------------------------------
     url_ttl_s: int = Field(default=7 * _DAY, gt=0, description="Lifetime of signed download URLs")

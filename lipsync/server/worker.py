@@ -26,16 +26,16 @@ import multiprocessing.synchronize
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import IO, Any
 
+from lipsync.server.engine_adapter import LipSyncEngineFactory
 from lipsync.server.execution import JobExecutor, Notifier
 from lipsync.server.interfaces import Clock, Engine, JobRecord, JobStore, RunnerContext, SystemClock
 from lipsync.server.settings import ServerSettings
 
 __all__ = [
+    "EngineFactory",
     "InProcessRunner",
-    "LipSyncEngineFactory",
     "ProcessRunner",
     "recover_interrupted",
     "sweep_expired",
@@ -45,34 +45,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DIED_MESSAGE = "internal_error: the worker running this job stopped unexpectedly ({detail}); it was retried and failed again"
-
-
-class LipSyncEngineFactory:
-    """Builds ``lipsync.LipSync`` for a device (picklable, so it can be sent to a worker process)."""
-
-    def __init__(
-        self, weights_dir: Path | None = None, version: str | None = None, face_detector: str | None = None
-    ) -> None:
-        self.weights_dir = weights_dir
-        self.version = version
-        self.face_detector = face_detector
-
-    @classmethod
-    def from_settings(cls, settings: ServerSettings) -> LipSyncEngineFactory:
-        return cls(settings.weights_dir, settings.model_version, settings.face_detector)
-
-    def __call__(self, device: str) -> Engine:
-        from lipsync import LipSync  # torch is imported here, in the worker, never by the API process
-
-        kwargs: dict[str, Any] = {"device": device}
-        if self.weights_dir is not None:
-            kwargs["weights_dir"] = self.weights_dir
-        if self.version is not None:
-            kwargs["version"] = self.version
-        if self.face_detector is not None:
-            kwargs["face_detector"] = self.face_detector
-        engine: Engine = LipSync(**kwargs)
-        return engine
 
 
 EngineFactory = Callable[[str], Engine]
@@ -242,6 +214,7 @@ async def _child(
         on_stuck=stuck,
     )
     (settings.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
+    await executor.preload()
 
     async def wait() -> None:
         await asyncio.to_thread(wake.wait, 1.0)
@@ -350,7 +323,7 @@ class ProcessRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         for _device, proc in self._procs.values():
-            await asyncio.to_thread(proc.join, 5.0)
+            await asyncio.to_thread(proc.join, self.settings.shutdown_grace_s)
             if proc.is_alive():
                 proc.terminate()
                 await asyncio.to_thread(proc.join, 5.0)

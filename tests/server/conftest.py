@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from lipsync.server import create_app
-from lipsync.server.interfaces import Engine, Fetcher, WebhookSender
+from lipsync.server.interfaces import Engine, Fetcher, Storage, WebhookSender
 from lipsync.server.memory import MemoryJobStore, MemoryStorage
 from lipsync.server.settings import ServerSettings
 from lipsync.server.worker import InProcessRunner
@@ -47,7 +47,7 @@ class Harness:
     client: TestClient
     engine: FakeEngine
     store: MemoryJobStore
-    storage: MemoryStorage
+    storage: Storage
     fetcher: Any
     webhooks: Any
     settings: ServerSettings
@@ -79,11 +79,13 @@ def harness_factory(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
         *,
         fetcher: Fetcher | None = None,
         webhooks: WebhookSender | None = None,
+        storage: Storage | None = None,
         **settings_overrides: Any,
     ) -> Harness:
         settings = make_settings(tmp_path, **settings_overrides)
         engine = engine or FakeEngine()
-        store, storage = MemoryJobStore(), MemoryStorage()
+        store = MemoryJobStore()
+        storage = storage or MemoryStorage()
         fetcher = fetcher or FakeFetcher()
         webhooks = webhooks or RecordingWebhooks()
 
