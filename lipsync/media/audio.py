@@ -12,6 +12,7 @@ from __future__ import annotations
 import av
 import av.audio.stream
 import numpy as np
+from numpy.typing import NDArray
 
 from lipsync.errors import EmptyMedia, MediaTooLong, NoAudioStream
 from lipsync.media.container import PathLike, describe_path, media_errors, open_input
@@ -26,7 +27,7 @@ def load_audio_16k(
     *,
     max_duration_s: float | None = None,
     field: str = "audio",
-) -> np.ndarray:
+) -> NDArray[np.float32]:
     """Decode the first audio stream of *path* (any container/codec) to float32 mono 16 kHz.
 
     Raises :class:`NoAudioStream`, :class:`EmptyMedia` (no samples), :class:`MediaTooLong` (longer
@@ -45,18 +46,18 @@ def load_audio_16k(
         _check_declared_duration(stream, container.duration, max_duration_s, name, field)
         limit = None if max_duration_s is None else int(max_duration_s * SAMPLE_RATE) + 1
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        chunks: list[np.ndarray] = []
+        chunks: list[NDArray[np.int16]] = []
         total = 0
         with media_errors(path, field):
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
+                    chunk: NDArray[np.int16] = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
                     chunks.append(chunk)
                     total += chunk.shape[0]
                 if limit is not None and total > limit:
                     raise _too_long(name, field, max_duration_s, total / SAMPLE_RATE, at_least=True)
             for out in resampler.resample(None):
-                chunk = out.to_ndarray().reshape(-1)
+                chunk = np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1)
                 chunks.append(chunk)
                 total += chunk.shape[0]
     if total == 0:
@@ -66,7 +67,7 @@ def load_audio_16k(
         )
     if limit is not None and total > limit:
         raise _too_long(name, field, max_duration_s, total / SAMPLE_RATE)
-    samples = np.concatenate(chunks).astype(np.float32)
+    samples: NDArray[np.float32] = np.concatenate(chunks).astype(np.float32)
     samples /= np.float32(32768.0)
     return samples
 

@@ -33,6 +33,7 @@ from fractions import Fraction
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["OUTPUT_FPS", "FfmpegCompat", "RateConverter", "select_frames_25fps"]
 
@@ -169,7 +170,7 @@ def select_frames_25fps(
     compat: FfmpegCompat = "ffmpeg7",
     average_rate: Fraction | None = None,
     guessed_rate: Fraction | None = None,
-) -> np.ndarray:
+) -> NDArray[np.int64]:
     """Indices into *frames* ((pts, duration) in presentation order) of every 25 fps output frame."""
     conv = RateConverter(
         time_base,

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["Orientation", "display_matrix", "orientation_from_matrix"]
 
-Transform = Callable[[np.ndarray], np.ndarray]
+Image = NDArray[np.uint8]
+Transform = Callable[[Image], Image]
 
 
 class Orientation:
@@ -29,14 +32,14 @@ class Orientation:
         #: counter-clockwise degrees (0, 90, 180, 270), PyAV's ``VideoFrame.rotation`` convention
         self.rotation = rotation
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: Image) -> Image:
         return self.transform(image)
 
     def __repr__(self) -> str:
         return f"Orientation({self.name!r})"
 
 
-def _identity(a: np.ndarray) -> np.ndarray:
+def _identity(a: Image) -> Image:
     return a
 
 
@@ -45,7 +48,8 @@ IDENTITY = Orientation("identity", _identity, False, 0)
 
 def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     """The 3x3 fixed-point display matrix attached to a decoded frame, if any."""
-    for item in frame.side_data:
+    side_data: Any = frame.side_data  # PyAV's stubs type its items as keys
+    for item in side_data:
         if str(item.type).endswith("DISPLAYMATRIX"):
             data = bytes(item)
             if len(data) >= 36:

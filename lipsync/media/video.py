@@ -19,7 +19,7 @@ on the same file. Frames are turned upright from the display matrix as ffmpeg's 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -27,6 +27,7 @@ import av
 import av.container
 import av.video.stream
 import numpy as np
+from numpy.typing import NDArray
 
 from lipsync.errors import EmptyMedia, NoVideoStream
 from lipsync.media.container import PathLike, describe_path, media_errors, open_input, unreadable
@@ -44,8 +45,8 @@ class FramePlan:
     ``selection[k]`` is the index into it for output frame ``k``.
     """
 
-    input_pts: np.ndarray
-    selection: np.ndarray
+    input_pts: NDArray[np.int64]
+    selection: NDArray[np.int64]
     time_base: Fraction
     #: True when the demuxer gave no usable timestamps and frames are matched by decode order.
     ordinal: bool = False
@@ -79,6 +80,7 @@ def _scan_timestamps(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> tuple[list[tuple[int, int]], bool]:
     """(pts, duration) of every displayed input frame, sorted by pts; and whether they were synthesised."""
+    time_base = _time_base(stream)
     frames: list[tuple[int, int]] = []
     missing = False
     for packet in container.demux(stream):
@@ -91,10 +93,16 @@ def _scan_timestamps(
     if missing:
         # No container timestamps (raw elementary streams): assume the stream's nominal rate, in order.
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-        step = max(round(1 / (rate * stream.time_base)), 1)
+        step = max(round(1 / (rate * time_base)), 1)
         return [(i * step, step) for i in range(len(frames))], True
     frames.sort()
     return frames, False
+
+
+def _time_base(stream: av.video.stream.VideoStream) -> Fraction:
+    if stream.time_base is None:  # never for a demuxed stream; keeps the arithmetic below total
+        raise ValueError("video stream without a time base")
+    return stream.time_base
 
 
 def plan_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", field: str = "video") -> FramePlan:
@@ -115,7 +123,7 @@ def plan_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", field
             )
         selection = select_frames_25fps(
             frames,
-            stream.time_base,
+            _time_base(stream),
             start_time_us=int(container.start_time or 0),
             single_stream_input=len(container.streams) == 1,
             compat=compat,
@@ -125,7 +133,7 @@ def plan_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", field
         return FramePlan(
             input_pts=np.fromiter((p for p, _ in frames), dtype=np.int64, count=len(frames)),
             selection=selection,
-            time_base=stream.time_base,
+            time_base=_time_base(stream),
             ordinal=ordinal,
         )
 
@@ -135,9 +143,9 @@ def count_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", fiel
     return len(plan_frames_25fps(path, compat=compat, field=field))
 
 
-def to_rgb(frame: av.VideoFrame, orientation: Orientation = IDENTITY) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame, orientation: Orientation = IDENTITY) -> NDArray[np.uint8]:
     """Decoded frame -> upright RGB uint8 (H, W, 3), BT.601 like OpenCV; a fresh contiguous array."""
-    rgb = frame.reformat(format="rgb24", src_colorspace="ITU601", threads=0).to_ndarray()
+    rgb: NDArray[np.uint8] = frame.reformat(format="rgb24", src_colorspace="ITU601", threads=0).to_ndarray()  # type: ignore[assignment]
     return np.ascontiguousarray(orientation(rgb))
 
 
@@ -149,7 +157,7 @@ def iter_frames_25fps(
     compat: FfmpegCompat = "ffmpeg7",
     plan: FramePlan | None = None,
     field: str = "video",
-) -> Iterator[np.ndarray]:
+) -> Iterator[NDArray[np.uint8]]:
     """Yield the 25 fps frames ``start_frame .. start_frame + max_frames - 1`` of *path* as RGB uint8.
 
     Memory stays constant (one decoded frame plus FFmpeg's decoder buffers). Every yielded array is
@@ -182,12 +190,12 @@ def iter_frames_25fps(
 def _decode_window(
     path: PathLike,
     plan: FramePlan,
-    wanted: np.ndarray,
+    wanted: NDArray[np.int64],
     start_frame: int,
     *,
     seek_to: int | None,
     field: str,
-) -> Iterator[np.ndarray]:
+) -> Generator[NDArray[np.uint8], None, int | None]:
     """Decode and yield the planned frames, after seeking to the keyframe at or before *seek_to* (pts).
 
     Returns None, having yielded nothing, when the seek landed after the first needed frame.

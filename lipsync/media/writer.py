@@ -28,6 +28,7 @@ from typing import Any
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 from lipsync.media.container import PathLike
 
@@ -58,7 +59,7 @@ class VideoWriter:
         *,
         fps: int = 25,
         crf: int = DEFAULT_CRF,
-        audio: np.ndarray | None = None,
+        audio: NDArray[np.float32] | None = None,
         sample_rate: int = 16000,
         preset: str = DEFAULT_PRESET,
         threads: int = 0,
@@ -79,7 +80,7 @@ class VideoWriter:
         self.frames_held = 0
         self._closed = False
 
-        self._audio: np.ndarray | None = None
+        self._audio: NDArray[np.float32] | None = None
         self._audio_pos = 0
         self._sample_rate = sample_rate
         self.max_frames: int | None = None
@@ -130,7 +131,7 @@ class VideoWriter:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def write(self, frame_rgb: np.ndarray) -> None:
+    def write(self, frame_rgb: NDArray[np.uint8]) -> None:
         """Encode one RGB uint8 frame of the size given to the constructor."""
         if self._closed:
             raise RuntimeError("write() after close()")

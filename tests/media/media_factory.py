@@ -204,7 +204,6 @@ def encode_audio(src_wav: Path, dst: Path, codec: str, *, rate: int | None = Non
         frame.pts = 0
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=out_rate)
         for rframe in [*resampler.resample(frame), *resampler.resample(None)]:
-            rframe.pts = None
             for packet in stream.encode(rframe):
                 container.mux(packet)
         for packet in stream.encode():
@@ -245,6 +244,19 @@ def video_without_audio(src_video: Path, dst: Path, frames: int = 10) -> Path:
             n += 1
             if n >= frames:
                 break
+    return dst
+
+
+def faststart_copy(src_video: Path, dst: Path) -> Path:
+    """Remux a video with its index (moov) in front of the data, as web-optimised MP4s are."""
+    with av.open(str(src_video)) as inp, av.open(str(dst), "w", options={"movflags": "+faststart"}) as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is None:
+                continue
+            packet.stream = vout
+            out.mux(packet)
     return dst
 
 
