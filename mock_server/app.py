@@ -77,6 +77,7 @@ ASGIApp = Callable[
 ]
 
 _NOT_FOUND = {404: {"model": ErrorEnvelope, "description": "Unknown (or deleted) prediction"}}
+_TOO_LARGE = {413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}}
 _POLL_ERRORS = {
     **_NOT_FOUND,
     429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"},
@@ -201,7 +202,12 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         _note(request, kind="delete")
         return envelope_response(DeleteResult(deleted_count=mock.delete(body.ids)))
 
-    @router.post(Paths.UPLOAD_TICKET, response_model=UploadTicketResponse, summary="Get an upload ticket")
+    @router.post(
+        Paths.UPLOAD_TICKET,
+        response_model=UploadTicketResponse,
+        responses=_TOO_LARGE,
+        summary="Get an upload ticket",
+    )
     async def create_upload(body: UploadTicketRequest, request: Request) -> Response:
         _note(request, kind="upload_ticket")
         try:
@@ -222,6 +228,7 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
     @router.post(
         Paths.UPLOAD_BINARY,
         response_model=BinaryUploadResponse,
+        responses=_TOO_LARGE,
         summary="Upload a file (legacy multipart, field 'file')",
     )
     async def upload_binary(file: Annotated[UploadFile, File()], request: Request) -> Response:

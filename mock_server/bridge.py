@@ -62,7 +62,8 @@ class ASGIBridge(httpx.BaseTransport):
         body = request.read()
         forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
         status, headers, content = self._portal.call(self._send, forwarded)
-        return httpx.Response(status, headers=headers, content=content, request=request)
+        # A stream, not content=: the client then reads and closes it, which is what sets response.elapsed.
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), request=request)
 
     async def _send(self, request: httpx.Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         with anyio.fail_after(self.timeout_s):
