@@ -183,7 +183,7 @@ def test_oversized_inputs_are_refused(harness_factory: Callable[..., Harness]) -
         json={"filename": "a.mp4", "size": 5000, "content_type": "video/mp4"},
         headers=AUTH,
     )
-    assert r.status_code == 400 and "'size'" in r.json()["message"]
+    assert r.status_code == 413 and "'size'" in r.json()["message"]
 
 
 def test_ticket_upload_then_submit_resolves_locally(harness: Harness) -> None:

@@ -8,7 +8,7 @@ it as an input is resolved locally (see ``inputs.py``). Whether the bytes are me
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from starlette.responses import Response
@@ -16,6 +16,7 @@ from starlette.responses import Response
 from contracts import (
     BinaryUploadResponse,
     BinaryUploadResult,
+    ErrorEnvelope,
     Paths,
     UploadInstruction,
     UploadTicket,
@@ -34,15 +35,23 @@ router = APIRouter()
 storage_router = APIRouter(include_in_schema=False)
 
 _CHUNK = 1 << 20
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}
+}
 
 
-@router.post(Paths.UPLOAD_TICKET, response_model=UploadTicketResponse, summary="Get an upload ticket")
+@router.post(
+    Paths.UPLOAD_TICKET,
+    response_model=UploadTicketResponse,
+    responses=_TOO_LARGE,
+    summary="Get an upload ticket",
+)
 async def create_upload(
     body: UploadTicketRequest, request: Request, state: StateDep, principal: PrincipalDep
 ) -> Response:
     limit = state.settings.max_input_bytes
     if body.size > limit:
-        raise api_error(400, f"Invalid parameter 'size': larger than the {limit} byte limit")
+        raise api_error(413, f"Invalid parameter 'size': larger than the {limit} byte upload limit")
     key = upload_key(principal.owner, body.filename)
     base_url = base_url_of(request, state.settings)
     expires = int(state.clock.now()) + state.settings.upload_ttl_s
@@ -62,6 +71,7 @@ async def create_upload(
 
 @router.post(
     Paths.UPLOAD_BINARY,
+    responses=_TOO_LARGE,
     response_model=BinaryUploadResponse,
     summary="Upload a file (legacy multipart, field 'file')",
 )
