@@ -12,7 +12,7 @@ from typing import Any
 
 from lipsync.server.interfaces import Engine, ProgressCallback
 
-__all__ = ["LipSyncEngine", "LipSyncEngineFactory"]
+__all__ = ["ImportedEngineFactory", "LipSyncEngine", "LipSyncEngineFactory", "engine_factory_from_settings"]
 
 #: ``LipSync.run`` keywords that come from the request (``model_version`` is handled here).
 _RUN_OPTIONS = ("seed", "guidance_scale", "inference_steps", "loop_mode", "on_no_face")
@@ -88,3 +88,30 @@ class LipSyncEngineFactory:
         # the log at once and the first job's timings do not include loading.
         engine.pipeline(self.version)
         return engine
+
+
+class ImportedEngineFactory:
+    """An engine factory named by an import string ``package.module:callable`` (``LIPSYNC_ENGINE_FACTORY``).
+
+    Only the string travels to worker processes; the callable is imported there.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, sep, attr = target.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"engine factory must look like 'package.module:callable', got {target!r}")
+        self.target = target
+
+    def __call__(self, device: str) -> Engine:
+        import importlib
+
+        module, _, attr = self.target.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        engine: Engine = factory(device)
+        return engine
+
+
+def engine_factory_from_settings(settings: Any) -> ImportedEngineFactory | LipSyncEngineFactory:
+    if settings.engine_factory:
+        return ImportedEngineFactory(settings.engine_factory)
+    return LipSyncEngineFactory.from_settings(settings)

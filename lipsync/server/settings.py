@@ -58,6 +58,10 @@ class ServerSettings(BaseSettings):
     weights_dir: Path | None = Field(default=None, description="Model weights; default: the engine's")
     face_detector: str | None = Field(default=None, description="insightface or mediapipe; default: engine's")
     model_version: str = Field(default="1.6", description="Default LatentSync checkpoint version")
+    engine_factory: str | None = Field(
+        default=None,
+        description="'module:callable' building the engine for a device (tests, custom engines); default LipSync",
+    )
     devices: CsvList = Field(
         default_factory=lambda: ["auto"], description="One worker process per entry (cuda:0, cuda:1, cpu)"
     )

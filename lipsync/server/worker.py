@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
-from lipsync.server.engine_adapter import LipSyncEngineFactory
+from lipsync.server.engine_adapter import engine_factory_from_settings
 from lipsync.server.execution import JobExecutor, Notifier
 from lipsync.server.interfaces import Clock, Engine, JobRecord, JobStore, RunnerContext, SystemClock
 from lipsync.server.settings import ServerSettings
@@ -240,7 +240,7 @@ class ProcessRunner:
 
     def __init__(self, settings: ServerSettings, engine_factory: EngineFactory | None = None) -> None:
         self.settings = settings
-        self.engine_factory = engine_factory or LipSyncEngineFactory.from_settings(settings)
+        self.engine_factory = engine_factory or engine_factory_from_settings(settings)
         self._mp = multiprocessing.get_context("spawn")  # fork + threads/CUDA is unsafe
         self._wake = self._mp.Event()
         self._stop = self._mp.Event()
