@@ -145,7 +145,9 @@ def count_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", fiel
 
 def to_rgb(frame: av.VideoFrame, orientation: Orientation = IDENTITY) -> NDArray[np.uint8]:
     """Decoded frame -> upright RGB uint8 (H, W, 3), BT.601 like OpenCV; a fresh contiguous array."""
-    rgb: NDArray[np.uint8] = frame.reformat(format="rgb24", src_colorspace="ITU601", threads=0).to_ndarray()  # type: ignore[assignment]
+    rgb: NDArray[np.uint8] = frame.reformat(
+        format="rgb24", src_colorspace="ITU601", interpolation="BICUBIC", threads=0
+    ).to_ndarray()  # type: ignore[assignment]
     return np.ascontiguousarray(orientation(rgb))
 
 

@@ -6,8 +6,9 @@ a 16-bit WAV (two lossy generations, four files). Here frames go straight from R
 * colour: RGB -> yuv420p with the BT.601 matrix and no colour tags, exactly what ffmpeg does for
   imageio's rgb24 pipe. Frames decoded by :mod:`lipsync.media.video` (also BT.601) therefore round
   trip to the source's own YUV values outside the face.
-* audio: the float32 16 kHz mono samples are encoded as AAC-LC at 16 kHz mono (what the reference's
-  ``-c:a aac`` produces from its 16 kHz WAV), interleaved with the video as it is written.
+* audio: the float32 16 kHz mono samples are encoded as AAC-LC at 16 kHz mono with FFmpeg's AAC
+  encoder in the reference's ``-c:a aac -q:a 0`` mode (the same packets the ffmpeg CLI writes from the
+  reference's 16-bit WAV), interleaved with the video as it is written.
 * duration follows the audio: frames past ``ceil(len(audio) / sample_rate * fps)`` are dropped, and if
   fewer frames arrive the last one is held to that length.
 * odd sizes: yuv420p needs even width and height. An odd side is padded by one pixel that repeats the
@@ -38,7 +39,6 @@ DEFAULT_CRF = 18
 #: libx264's own default, as in the reference's ffmpeg command. Faster presets trade file size
 #: (not quality: CRF fixes that) for speed; see docs/media.md for measured numbers.
 DEFAULT_PRESET = "medium"
-AUDIO_BITRATE = 128_000
 
 
 class VideoWriter:
@@ -110,7 +110,10 @@ class VideoWriter:
             if self._audio is not None:
                 self._astream = self._container.add_stream("aac", rate=sample_rate)
                 self._astream.layout = "mono"
-                self._astream.bit_rate = AUDIO_BITRATE
+                # the reference's "-c:a aac -q:a 0": FFmpeg's AAC encoder in its default VBR quality
+                # (about 58 kb/s for 16 kHz speech); packets match the ffmpeg CLI's
+                self._astream.codec_context.qscale = True
+                self._astream.codec_context.global_quality = 0
         except BaseException:
             self.abort()
             raise
@@ -147,7 +150,8 @@ class VideoWriter:
             pad = ((0, self.encoded_height - self.height), (0, self.encoded_width - self.width), (0, 0))
             image = np.pad(frame_rgb, pad, mode="edge")
         rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        yuv = rgb.reformat(format="yuv420p", dst_colorspace="ITU601", threads=0)
+        # BT.601 + bicubic chroma filter: bit-identical to ffmpeg's own rgb24 -> yuv420p conversion
+        yuv = rgb.reformat(format="yuv420p", dst_colorspace="ITU601", interpolation="BICUBIC", threads=0)
         self._encode_video(yuv)
         self._last = yuv
 

@@ -151,3 +151,28 @@ def test_unicode_output_path(tmp_path: Path, speech: np.ndarray) -> None:
             writer.write(_gradient(48, 64, k))
     assert out.is_file() and probe(out).has_audio
     assert [p.name for p in out.parent.iterdir()] == ["résultat final.mp4"]
+
+
+def test_decode_and_encode_colour_conversions_are_inverse(tmp_path: Path, media_dir: Path) -> None:
+    """Decoding (BT.601, as OpenCV) then writing losslessly (BT.601, as ffmpeg) gives back the source's own
+    YUV planes up to rounding, so untouched pixels keep their colour. A mismatched matrix (e.g. BT.709 on
+    decode, PyAV's default for this BT.709-tagged clip) shifts the chroma measurably."""
+    src = media_dir / "demo1_video.mp4"
+    with av.open(str(src)) as c:
+        first = next(c.decode(video=0))
+        source_yuv = first.to_ndarray().astype(int)  # yuv420p planes stacked: (1920 * 3 / 2, 1080)
+        rgb_709 = first.to_ndarray(format="rgb24")
+
+    def chroma_error(rgb: np.ndarray, name: str) -> tuple[float, float]:
+        out = tmp_path / name
+        with VideoWriter(out, 1080, 1920, crf=0, preset="ultrafast") as writer:  # CRF 0: lossless
+            writer.write(rgb)
+        with av.open(str(out)) as c:
+            yuv = next(c.decode(video=0)).to_ndarray().astype(int)
+        diff = np.abs(yuv - source_yuv)
+        return float(diff[:1920].mean()), float(diff[1920:].mean())
+
+    luma, chroma = chroma_error(next(iter_frames_25fps(src)), "bt601.mp4")
+    assert luma < 1.5 and chroma < 0.05
+    _, chroma_709 = chroma_error(rgb_709, "bt709.mp4")
+    assert chroma_709 > 4 * chroma
