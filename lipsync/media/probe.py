@@ -172,8 +172,6 @@ def check_limits(path: PathLike, info: MediaInfo, role: Role, limits: MediaLimit
                 "send sound files as the audio input.",
                 field=role,
             )
-        if info.video_duration_s <= 0 and info.num_frames == 0:
-            raise EmptyMedia(f"The video file '{name}' has zero length.", field=role)
         _check_resolution(name, info, limits)
     else:
         if not info.has_audio:

@@ -50,6 +50,10 @@ class FramePlan:
     time_base: Fraction
     #: True when the demuxer gave no usable timestamps and frames are matched by decode order.
     ordinal: bool = False
+    #: The container has a seek index (MP4/MOV, Matroska/WebM cues): windows may seek. Without one
+    #: (MPEG-TS, raw streams) a seek is a guess that can land between keyframes, so windows decode
+    #: from the start instead.
+    seekable: bool = True
 
     def __len__(self) -> int:
         return int(self.selection.shape[0])
@@ -110,6 +114,7 @@ def plan_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", field
     with open_input(path, field) as container:
         stream = _video_stream(container, path, field)
         expected = int(stream.frames or 0)
+        seekable = len(stream.index_entries or ()) > 0
         frames, ordinal = _scan_timestamps(container, stream)
         if expected and len(frames) < expected:
             raise unreadable(
@@ -135,6 +140,7 @@ def plan_frames_25fps(path: PathLike, *, compat: FfmpegCompat = "ffmpeg7", field
             selection=selection,
             time_base=_time_base(stream),
             ordinal=ordinal,
+            seekable=seekable,
         )
 
 
@@ -176,7 +182,7 @@ def iter_frames_25fps(
         return
     wanted = plan.selection[start_frame:end]
     first_input = int(wanted[0])
-    if not plan.ordinal:
+    if plan.seekable and not plan.ordinal:
         # Seek to the keyframe before the first needed frame. With open GOPs (HEVC CRA) the frames just
         # before a keyframe cannot be decoded from it, so a seek can land too late: step further back.
         back = 0
@@ -246,6 +252,8 @@ def _decode_window(
                 if j >= n_out:
                     return n_out
                 prev = frame
+        if seek_to is not None and orientation is None:
+            return None  # nothing decodable after the seek point: caller backs up
         if j < n_out:
             raise unreadable(
                 path,

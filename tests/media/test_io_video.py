@@ -18,6 +18,7 @@ from tests.media.media_factory import (
     cfr_pts,
     demuxed_timing,
     marked_clip,
+    paint_index,
     read_index,
     source_frames,
     vfr_pts,
@@ -232,3 +233,37 @@ def test_legacy_ffmpeg_selection_is_available(clips: dict[str, Path]) -> None:
     old = [read_index(f) for f in iter_frames_25fps(clips["30fps"], compat="ffmpeg4")]
     assert len(new) == len(old) == 52 and new != old
     assert count_frames_25fps(clips["30fps"], compat="ffmpeg4") == 52
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "options"),
+    [
+        (".mkv", "libx264", {}),
+        (".mov", "libx264", {}),
+        (".ts", "libx264", {}),  # no seek index: windows decode from the start
+        (".webm", "libvpx-vp9", {"deadline": "realtime", "cpu-used": "8"}),
+    ],
+)
+def test_other_containers_and_codecs(
+    tmp_path: Path, small_frames: list[np.ndarray], suffix: str, codec: str, options: dict[str, str]
+) -> None:
+    n = 24
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 216, 384, "yuv420p"
+        stream.options = options
+        for i, frame in enumerate(small_frames[:n]):
+            vf = av.VideoFrame.from_ndarray(paint_index(frame, i), format="rgb24")
+            vf.pts = i
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    info = probe(path, role="video")
+    assert (info.width, info.height) == (216, 384) and info.fps == pytest.approx(30)
+    starts, durations = demuxed_timing(path)
+    full = [read_index(f) for f in iter_frames_25fps(path)]
+    assert full == expected_selection(starts, durations)
+    assert len(full) == count_frames_25fps(path)
+    assert [read_index(f) for f in iter_frames_25fps(path, start_frame=12, max_frames=5)] == full[12:17]
