@@ -17,7 +17,7 @@ import torch
 from diffusers.models.attention import FeedForward
 from torch import nn
 
-from .attention import Attention, frames_to_batch
+from .attention import Attention, feed_forward, frames_to_batch
 from .unet_config import MOTION_NORM_GROUPS, MotionModuleConfig
 
 __all__ = ["MotionModule", "PositionalEncoding", "TemporalAttention", "TemporalTransformer"]
@@ -77,7 +77,7 @@ class TemporalTransformerBlock(nn.Module):
         """``x``: ``(b·h·w, f, c)`` frame sequences."""
         for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
             x = attention(norm(x)) + x
-        return self.ff(self.ff_norm(x)) + x
+        return feed_forward(self.ff, self.ff_norm(x)) + x
 
 
 class TemporalTransformer(nn.Module):

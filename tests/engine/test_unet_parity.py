@@ -129,3 +129,18 @@ def test_full_size_forward_shape_on_meta() -> None:
         model = LatentSyncUNet(UNetConfig.for_version("1.6"))
         out = model(torch.empty(2, 13, 16, 64, 64), torch.tensor(951), torch.empty(32, 50, 384))
     assert out.shape == (2, 4, 16, 64, 64)
+
+
+def test_sliced_feed_forward_equals_whole() -> None:
+    """The memory-capping row slices of the GEGLU feed-forward do not change the result."""
+    from diffusers.models.attention import FeedForward
+
+    from lipsync.engine.attention import feed_forward
+
+    torch.manual_seed(0)
+    ff = FeedForward(32, activation_fn="geglu")
+    x = torch.randn(10, 7, 32)
+    with torch.no_grad():
+        whole = ff(x)
+        sliced = feed_forward(ff, x, chunk_elements=3 * 7 * 256)  # 3 rows of 7 tokens × 256 hidden per slice
+    torch.testing.assert_close(sliced, whole, atol=1e-6, rtol=0)
