@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import (
     BinaryUploadResponse,
@@ -45,74 +44,53 @@ from contracts import (
 )
 from lipsync.web import (
     ERROR_RESPONSES,
+    BearerAuth,
     bearer_auth,
     envelope_response,
-    error_response,
     install_error_handlers,
     install_openapi,
     operation_id,
 )
 from mock_server.config import MockConfig
+from mock_server.fastpath import FastPath
+from mock_server.handlers import SCENARIO_HEADER, handle_poll, handle_submit, mock_error, note
 from mock_server.jobs import output_path
-from mock_server.journal import MAX_BODY_BYTES, parse_body
+from mock_server.journal import MAX_BODY_BYTES
 from mock_server.mock import MockError, WavespeedMock
 from mock_server.output import sample_mp4
-from mock_server.scenarios import ScenarioError
 from mock_server.uploads import media_path, put_path
 
 __all__ = ["SCENARIO_HEADER", "create_app"]
 
-#: Request header choosing a scenario for one submit; the response echoes the applied one under the same name.
-SCENARIO_HEADER = "X-Mock-Scenario"
 _TICK_INTERVAL_S = 0.25
-_BEARER = HTTPBearer(auto_error=False, description="WaveSpeed-style API key: `Authorization: Bearer <key>`")
 _RESULT = Paths.RESULT.format(id="{prediction_id}")
 _PREDICTION = Paths.PREDICTION.format(id="{prediction_id}")
 _CANCEL = Paths.CANCEL.format(id="{prediction_id}")
 
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[
-    [Scope, Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
-    Awaitable[None],
-]
 
-_NOT_FOUND = {404: {"model": ErrorEnvelope, "description": "Unknown (or deleted) prediction"}}
-_TOO_LARGE = {413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}}
-_POLL_ERRORS = {
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorEnvelope, "description": "Unknown (or deleted) prediction"}
+}
+_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}
+}
+_POLL_ERRORS: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"},
 }
-
-
-def _note(request: Request, **fields: Any) -> None:
-    """Tell the journal what this request was about (kind, prediction id, scenario)."""
-    note = request.scope.get("mock.note")
-    if note is not None:
-        note.update(fields)
 
 
 def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _check_webhook(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MockError(400, f"Invalid parameter 'webhook': must be an http(s) URL (got {url[:80]!r})")
-
-
-def _mock_error(exc: MockError) -> Response:
-    return error_response(exc.status, exc.message, headers=exc.headers)
+def _auth(mock: WavespeedMock) -> BearerAuth:
+    # Read per request so mock.configure(api_keys=...) takes effect at once; None accepts any non-empty key.
+    return bearer_auth(lambda: mock.api_keys or (), allow_any=lambda: mock.api_keys is None)
 
 
 def _api_router(mock: WavespeedMock) -> APIRouter:
-    strict = bearer_auth(lambda: mock.api_keys or ())
-    lenient = bearer_auth((), allow_any=True)
-
-    def require_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> str:
-        # Chosen per request so mock.configure(api_keys=...) takes effect at once; None accepts any key.
-        return (lenient if mock.api_keys is None else strict)(credentials)
-
+    require_key = _auth(mock)
     router = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
 
     @router.post(
@@ -128,44 +106,11 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
             str | None, Query(description="URL called (signed, v3) when the job completes or fails")
         ] = None,
     ) -> Response:
-        _note(request, kind="submit")
-        try:
-            if webhook is not None:
-                _check_webhook(webhook)
-                if body.enable_base64_output:
-                    raise MockError(
-                        400,
-                        "webhook callback does not support base64 output, please use the normal API "
-                        "to use base64 output",
-                    )
-            outcome = mock.submit(
-                _base_url(request),
-                scenario_header=request.headers.get(SCENARIO_HEADER),
-                webhook=webhook,
-                sync=body.enable_sync_mode,
-                base64_output=body.enable_base64_output,
-            )
-        except ScenarioError as exc:
-            return error_response(400, f"Invalid {SCENARIO_HEADER} header: {exc}")
-        except MockError as exc:
-            _note(request, scenario=exc.headers.get(SCENARIO_HEADER))
-            return _mock_error(exc)
-        _note(request, prediction_id=outcome.prediction.id, scenario=outcome.scenario.text)
-        return envelope_response(outcome.prediction, headers={SCENARIO_HEADER: outcome.scenario.text})
-
-    async def _poll(request: Request, prediction_id: str) -> Response:
-        _note(request, kind="poll", prediction_id=prediction_id)
-        try:
-            pred, scenario = mock.poll(prediction_id)
-        except MockError as exc:
-            _note(request, scenario=exc.headers.get(SCENARIO_HEADER))
-            return _mock_error(exc)
-        _note(request, scenario=scenario.text)
-        return envelope_response(pred, headers={SCENARIO_HEADER: scenario.text})
+        return handle_submit(mock, request, body, webhook)
 
     @router.get(_RESULT, response_model=PredictionResponse, responses=_POLL_ERRORS, summary="Get a result")
     async def get_result(prediction_id: str, request: Request) -> Response:
-        return await _poll(request, prediction_id)
+        return handle_poll(mock, request, prediction_id)
 
     @router.get(
         _PREDICTION,
@@ -174,7 +119,7 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         summary="Get a prediction (same as /result)",
     )
     async def get_prediction(prediction_id: str, request: Request) -> Response:
-        return await _poll(request, prediction_id)
+        return handle_poll(mock, request, prediction_id)
 
     @router.post(
         _CANCEL,
@@ -186,20 +131,20 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         summary="Cancel a running prediction (extension: reported as failed, code 1405)",
     )
     async def cancel_prediction(prediction_id: str, request: Request) -> Response:
-        _note(request, kind="cancel", prediction_id=prediction_id)
+        note(request, kind="cancel", prediction_id=prediction_id)
         try:
             return envelope_response(mock.cancel(prediction_id))
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
 
     @router.post(Paths.HISTORY, response_model=HistoryResponse, summary="List predictions, newest first")
     async def list_predictions(query: HistoryRequest, request: Request) -> Response:
-        _note(request, kind="history")
+        note(request, kind="history")
         return envelope_response(mock.history(query))
 
     @router.post(Paths.DELETE, response_model=DeleteResponse, summary="Delete predictions")
     async def delete_predictions(body: DeleteRequest, request: Request) -> Response:
-        _note(request, kind="delete")
+        note(request, kind="delete")
         return envelope_response(DeleteResult(deleted_count=mock.delete(body.ids)))
 
     @router.post(
@@ -209,11 +154,11 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         summary="Get an upload ticket",
     )
     async def create_upload(body: UploadTicketRequest, request: Request) -> Response:
-        _note(request, kind="upload_ticket")
+        note(request, kind="upload_ticket")
         try:
             upload = mock.new_upload(body.filename, body.size, body.content_type)
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
         base = mock.config.public_url or _base_url(request)
         headers = {"Content-Type": body.content_type} if body.content_type else {}
         ticket = UploadTicket(
@@ -232,13 +177,13 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         summary="Upload a file (legacy multipart, field 'file')",
     )
     async def upload_binary(file: Annotated[UploadFile, File()], request: Request) -> Response:
-        _note(request, kind="upload_binary")
+        note(request, kind="upload_binary")
         data = await file.read()
         filename = file.filename or "upload"
         try:
             upload = mock.new_upload(filename, len(data), file.content_type, data)
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
         base = mock.config.public_url or _base_url(request)
         result = BinaryUploadResult(
             type=media_type_of(file.content_type),
@@ -266,29 +211,29 @@ def _storage_router(mock: WavespeedMock) -> APIRouter:
 
     @router.put(put_path("{upload_id}"))
     async def put_upload(upload_id: str, request: Request) -> Response:
-        _note(request, kind="upload_put")
+        note(request, kind="upload_put")
         try:
             mock.put_upload(upload_id, await request.body())
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
         return Response(status_code=200)
 
     @router.api_route("/storage/media/{upload_id}/{filename}", methods=["GET", "HEAD"])
     async def get_media(upload_id: str, filename: str, request: Request) -> Response:
-        _note(request, kind="download")
+        note(request, kind="download")
         try:
             upload = mock.uploaded(upload_id)
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
         return Response(upload.data, media_type=upload.content_type or "application/octet-stream")
 
     @router.api_route(output_path("{prediction_id}"), methods=["GET", "HEAD"])
     async def get_output(prediction_id: str, request: Request) -> Response:
-        _note(request, kind="output", prediction_id=prediction_id)
+        note(request, kind="output", prediction_id=prediction_id)
         try:
             mock.output_for(prediction_id)
         except MockError as exc:
-            return _mock_error(exc)
+            return mock_error(exc)
         return Response(sample_mp4(), media_type="video/mp4")
 
     return router
@@ -301,21 +246,21 @@ class JournalMiddleware:
         self.app = app
         self.mock = mock
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path.startswith(("/__mock", "/openapi.json", "/docs", "/redoc")):
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        note: dict[str, Any] = {}
-        scope["mock.note"] = note
+        journal_note: dict[str, Any] = {}
+        scope["mock.note"] = journal_note
         chunks: list[bytes] = []
         size = 0
         status = 500
 
-        async def receive_and_keep() -> dict[str, Any]:
+        async def receive_and_keep() -> Message:
             nonlocal size
-            message: dict[str, Any] = await receive()
+            message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 size += len(body)
@@ -323,7 +268,7 @@ class JournalMiddleware:
                     chunks.append(body)
             return message
 
-        async def send_and_note(message: dict[str, Any]) -> None:
+        async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -332,24 +277,20 @@ class JournalMiddleware:
         try:
             await self.app(scope, receive_and_keep, send_and_note)
         finally:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            query = scope.get("query_string", b"").decode("latin-1")
             self.mock.journal.record(
                 time=self.mock.clock.now(),
                 wall_time=time.time(),
                 method=scope["method"],
                 path=path,
-                query=dict(parse_qsl(query, keep_blank_values=True)),
-                headers=headers,
                 status=status,
                 duration_ms=round((time.perf_counter() - t0) * 1000, 3),
-                prediction_id=note.get("prediction_id"),
-                scenario=note.get("scenario"),
-                body=parse_body(b"".join(chunks), headers.get("content-type"))
-                if size <= MAX_BODY_BYTES
-                else None,
+                prediction_id=journal_note.get("prediction_id"),
+                scenario=journal_note.get("scenario"),
                 body_size=size,
-                kind=note.get("kind", "other"),
+                raw_headers=tuple(scope["headers"]),
+                raw_query=scope.get("query_string", b""),
+                raw_body=b"".join(chunks) if size <= MAX_BODY_BYTES else None,
+                kind=journal_note.get("kind", "other"),
             )
 
 
@@ -406,13 +347,15 @@ def create_app(
     install_openapi(app)
 
     @app.exception_handler(MockError)
-    async def _on_mock_error(request: Request, exc: Exception) -> Response:
+    async def _onmock_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MockError)
-        return _mock_error(exc)
+        return mock_error(exc)
 
     app.include_router(_api_router(instance))
     app.include_router(_storage_router(instance))
     app.include_router(admin_router(instance))
-    app.add_middleware(JournalMiddleware, mock=instance)  # type: ignore[arg-type]
+    # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
+    app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
+    app.add_middleware(JournalMiddleware, mock=instance)
     app.state.mock = instance
     return app

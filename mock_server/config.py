@@ -36,6 +36,8 @@ class MockConfig:
     webhook_retry_backoff_s: float = 0.2
     #: Account balance reported by GET /api/v3/balance.
     balance: float = 100.0
+    #: Serve plain valid submits and polls without FastAPI's routing (same handlers, same bytes; see fastpath).
+    fast_path: bool = True
 
     def __post_init__(self) -> None:
         parse_scenario(self.scenario)  # fail at start-up, not on the first submit

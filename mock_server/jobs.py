@@ -34,8 +34,9 @@ class Job:
     #: Polls that moved the lifecycle on (a poll answered 429/5xx does not), and all poll requests.
     polls: int = 0
     poll_requests: int = 0
-    #: Set once the job ended; it never changes afterwards.
+    #: Set once the job ended; it never changes afterwards (nor does its JSON, cached for the hot poll path).
     final: Prediction | None = None
+    _final_json: bytes | None = None
     #: Set when an ended job's webhook was handed to the dispatcher.
     webhook_sent: bool = False
     #: Set when a sync-mode submit timed out: the job has visibly started.
@@ -66,6 +67,15 @@ class Job:
     def end(self, prediction: Prediction) -> None:
         """Force the end state (cancellation)."""
         self.final = prediction
+        self._final_json = None
+
+    def final_json(self) -> bytes | None:
+        """The ended prediction's JSON (serialised once), or None while the job runs."""
+        if self.final is None:
+            return None
+        if self._final_json is None:
+            self._final_json = self.final.model_dump_json().encode()
+        return self._final_json
 
     def prediction(self, status: str) -> Prediction:
         """A bare prediction of this job with *status* (no outputs, no error)."""

@@ -7,13 +7,15 @@ intervals, with which headers and bodies. It holds at most ``maxlen`` entries (o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 __all__ = ["MAX_BODY_BYTES", "Journal", "JournalEntry"]
 
@@ -23,27 +25,58 @@ MAX_BODY_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class JournalEntry:
+    """One request. Headers, query and body are kept raw and decoded on first access, off the hot path."""
+
     seq: int
     #: The mock clock's time (virtual in tests) and the wall-clock time of the request, unix seconds.
     time: float
     wall_time: float
     method: str
     path: str
-    query: dict[str, str]
-    headers: dict[str, str]
     status: int
     duration_ms: float
     #: The prediction the request concerned (submit: the one it created), if any.
     prediction_id: str | None = None
     #: The scenario applied (normalised text), if any.
     scenario: str | None = None
-    #: Parsed JSON body when small enough, else None; body_size is always the byte count.
-    body: Any = None
+    #: Request body size in bytes (the body itself is kept only up to MAX_BODY_BYTES).
     body_size: int = 0
-    kind: str = field(default="other")
+    kind: str = "other"
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(default=(), repr=False)
+    raw_query: bytes = field(default=b"", repr=False)
+    raw_body: bytes | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """Request headers, names lower-cased (a repeated header keeps its last value)."""
+        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.raw_headers}
+
+    @functools.cached_property
+    def query(self) -> dict[str, str]:
+        return dict(parse_qsl(self.raw_query.decode("latin-1"), keep_blank_values=True))
+
+    @functools.cached_property
+    def body(self) -> Any:
+        """The parsed JSON body when small enough and JSON, else None."""
+        return parse_body(self.raw_body or b"", self.headers.get("content-type"))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "wall_time": self.wall_time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "prediction_id": self.prediction_id,
+            "scenario": self.scenario,
+            "body": self.body,
+            "body_size": self.body_size,
+            "kind": self.kind,
+        }
 
 
 def parse_body(raw: bytes, content_type: str | None) -> Any:

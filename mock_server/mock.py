@@ -61,6 +61,13 @@ _HTTP_ERROR_TEXT = {
 class WavespeedMock:
     """One mock WaveSpeed service. ``reset()`` returns it to a fresh state with the same configuration."""
 
+    config: MockConfig
+    clock: Clock
+    journal: Journal
+    jobs: JobStore
+    uploads: UploadStore
+    webhooks: WebhookDispatcher
+
     def __init__(
         self, config: MockConfig | None = None, *, webhook_sender: WebhookSender | None = None
     ) -> None:
@@ -73,7 +80,7 @@ class WavespeedMock:
     # -- configuration ------------------------------------------------------------------------------------
     def configure(self, config: MockConfig | None = None, **changes: Any) -> None:
         """Replace the configuration (and reset everything): ``mock.configure(api_keys=("k",))``."""
-        base = config or getattr(self, "config", MockConfig())
+        base = config if config is not None else getattr(self, "config", None) or MockConfig()
         if "api_keys" in changes and changes["api_keys"] is not None:
             changes["api_keys"] = tuple(changes["api_keys"])
         with self._lock:
@@ -84,7 +91,7 @@ class WavespeedMock:
         """Forget all jobs, uploads, journal entries, deliveries and queued scenarios; restart the clock."""
         with self._lock:
             cfg = self.config
-            self.clock: Clock = VirtualClock() if cfg.clock == "virtual" else SystemClock()
+            self.clock = VirtualClock() if cfg.clock == "virtual" else SystemClock()
             self.journal = Journal(cfg.journal_size)
             self.jobs = JobStore(cfg.max_jobs)
             self.uploads = UploadStore(cfg.max_upload_bytes)
@@ -230,8 +237,12 @@ class WavespeedMock:
             raise MockError(404, "prediction not found")
         return job
 
-    def poll(self, prediction_id: str) -> tuple[Prediction, Scenario]:
-        """One GET of the result (either route): counts the poll, may answer a scenario's 429/5xx."""
+    def poll(self, prediction_id: str) -> tuple[Prediction | bytes, Scenario]:
+        """One GET of the result (either route): counts the poll, may answer a scenario's 429/5xx.
+
+        Returns the prediction, or the cached JSON bytes of an ended one (the common case of a client polling
+        a finished job is then one dict lookup and no serialisation).
+        """
         job = self.get(prediction_id)
         with self._lock:
             job.poll_requests += 1
@@ -242,6 +253,9 @@ class WavespeedMock:
                     headers["Retry-After"] = str(job.scenario.retry_after)
                 raise MockError(status, _HTTP_ERROR_TEXT.get(status, "Server error"), headers)
             job.polls += 1
+            cached = job.final_json()
+            if cached is not None:
+                return cached, job.scenario
             pred = self._observe(job, self.clock.now())
         return pred, job.scenario
 

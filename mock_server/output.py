@@ -55,11 +55,11 @@ def sample_mp4() -> bytes:
         chunk = 1024  # AAC frame size
         for start in range(0, n, chunk):
             samples = tone[start : start + chunk]
-            frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
-            frame.sample_rate = SAMPLE_AUDIO_RATE
-            frame.pts = start
-            frame.time_base = Fraction(1, SAMPLE_AUDIO_RATE)
-            for packet in audio.encode(frame):
+            aframe = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+            aframe.sample_rate = SAMPLE_AUDIO_RATE
+            aframe.pts = start
+            aframe.time_base = Fraction(1, SAMPLE_AUDIO_RATE)
+            for packet in audio.encode(aframe):
                 container.mux(packet)
         for packet in audio.encode():
             container.mux(packet)

@@ -23,13 +23,14 @@ Typical wiring::
 
 from __future__ import annotations
 
-from lipsync.web._auth import bearer_auth, extract_bearer
+from lipsync.web._auth import BearerAuth, bearer_auth, extract_bearer
 from lipsync.web._errors import install_error_handlers
 from lipsync.web._openapi import ERROR_RESPONSES, install_openapi, operation_id
 from lipsync.web._responses import EnvelopeResponse, api_error, envelope_response, error_response
 
 __all__ = [
     "ERROR_RESPONSES",
+    "BearerAuth",
     "EnvelopeResponse",
     "api_error",
     "bearer_auth",

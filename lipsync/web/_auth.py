@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Collection, Iterable
-from typing import Annotated
 
-from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import HTTPBearer
 
 from lipsync.web._responses import api_error
 
-__all__ = ["bearer_auth", "extract_bearer"]
+__all__ = ["BearerAuth", "bearer_auth", "extract_bearer"]
 
 KeySource = Collection[str] | Callable[[], Iterable[str]]
-
-# auto_error=False: we raise our own envelope; the scheme object still documents "bearer" in OpenAPI.
-_scheme = HTTPBearer(auto_error=False, description="WaveSpeed-style API key: `Authorization: Bearer <key>`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -39,23 +35,39 @@ def _matches(presented: str, accepted: Iterable[str]) -> bool:
     return found
 
 
-def bearer_auth(keys: KeySource, *, allow_any: bool = False) -> Callable[..., str]:
+class BearerAuth(HTTPBearer):
+    """The dependency ``bearer_auth`` returns. Being an ``HTTPBearer`` makes FastAPI document the bearer
+    scheme in OpenAPI; overriding ``__call__`` keeps it one async dependency (a plain ``def`` one would run in
+    a worker thread, and a nested one costs another resolution step, on every request)."""
+
+    def __init__(self, keys: KeySource, allow_any: bool | Callable[[], bool] = False) -> None:
+        super().__init__(
+            auto_error=False,
+            scheme_name="HTTPBearer",
+            description="WaveSpeed-style API key: `Authorization: Bearer <key>`",
+        )
+        self._keys: Callable[[], Iterable[str]] = keys if callable(keys) else (lambda: keys)
+        self._allow_any: Callable[[], bool] = allow_any if callable(allow_any) else (lambda: allow_any)
+
+    async def __call__(self, request: Request) -> str:  # type: ignore[override]
+        return self.verify(request.headers.get("authorization"))
+
+    def verify(self, authorization: str | None) -> str:
+        """The key in an ``Authorization`` header value, or the 401 ``HTTPException`` (no side effects)."""
+        token = extract_bearer(authorization)
+        if token is None:
+            raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
+        if not self._allow_any() and not _matches(token, self._keys()):
+            raise api_error(401, "Invalid API key", headers=_CHALLENGE)
+        return token
+
+
+def bearer_auth(keys: KeySource, *, allow_any: bool | Callable[[], bool] = False) -> BearerAuth:
     """A dependency that returns the presented key, or raises 401 (``{"code":401,...}``).
 
     *keys* is a collection, or a zero-argument callable returning the accepted keys on each request (so an
-    app can rotate keys at runtime). An empty set of keys rejects everything. ``allow_any=True`` accepts any
-    non-empty key (the mock's local-development default; a real server should never set it) while still
-    answering 401 when the header is missing.
+    app can rotate keys at runtime). An empty set of keys rejects everything. ``allow_any=True`` (or a callable
+    returning True) accepts any non-empty key — the mock's local-development default; a real server should
+    never set it — while still answering 401 when the header is missing.
     """
-    source: Callable[[], Iterable[str]] = keys if callable(keys) else (lambda: keys)
-
-    def require_api_key(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)],
-    ) -> str:
-        if credentials is None or not credentials.credentials:
-            raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-        if not allow_any and not _matches(credentials.credentials, source()):
-            raise api_error(401, "Invalid API key", headers=_CHALLENGE)
-        return credentials.credentials
-
-    return require_api_key
+    return BearerAuth(keys, allow_any)

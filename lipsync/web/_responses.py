@@ -15,6 +15,9 @@ from contracts import error_envelope
 __all__ = ["EnvelopeResponse", "api_error", "envelope_response", "error_response"]
 
 
+_OK_HEAD = b'{"code":200,"message":"success",'
+
+
 class EnvelopeResponse(Response):
     """``application/json`` response whose body is already-serialised bytes."""
 
@@ -22,6 +25,8 @@ class EnvelopeResponse(Response):
 
 
 def _dump(data: Any) -> bytes:
+    if isinstance(data, bytes):  # already-serialised JSON (a cached payload)
+        return data
     if isinstance(data, BaseModel):
         return data.model_dump_json().encode()
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
@@ -34,12 +39,18 @@ def envelope_response(
     message: str = "success",
     headers: Mapping[str, str] | None = None,
 ) -> EnvelopeResponse:
-    """``{"code": status_code, "message": message, "data": <data>}``; *data* may be a pydantic model.
+    """``{"code": status_code, "message": message, "data": <data>}``; *data* may be a pydantic model, a
+    JSON-able value, or ``bytes`` of already-serialised JSON.
 
     Built by concatenation so a model is serialised exactly once (by pydantic's Rust serialiser).
     """
-    head = json.dumps({"code": status_code, "message": message}, separators=(",", ":"))[:-1].encode()
-    body = head + b',"data":' + _dump(data) + b"}"
+    if status_code == 200 and message == "success":
+        head = _OK_HEAD
+    else:
+        head = (
+            json.dumps({"code": status_code, "message": message}, separators=(",", ":"))[:-1].encode() + b","
+        )
+    body = head + b'"data":' + _dump(data) + b"}"
     return EnvelopeResponse(body, status_code=status_code, headers=dict(headers) if headers else None)
 
 
