@@ -267,7 +267,8 @@ def _check_frame(frame_rgb: np.ndarray) -> np.ndarray:
 
 def _face_tensor(face: np.ndarray | torch.Tensor, resolution: int) -> torch.Tensor:
     """(1, 3, R, R) float32 in [-1, 1] from uint8 HWC, or float HWC/CHW already in [-1, 1]."""
-    t = torch.as_tensor(face)
+    # The decoder's output may live on the GPU and in float16; paste-back runs in float32 on the CPU.
+    t = torch.as_tensor(face).detach().cpu()
     if t.ndim == 4 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 3:

@@ -178,6 +178,9 @@ def test_paste_back_accepts_float_faces_like_uint8(
     pixels = (torch.from_numpy(modified).float() / 255.0 - 0.5) / 0.5
     np.testing.assert_array_equal(paste_back(astronaut, pixels, aligned), from_uint8)
     np.testing.assert_array_equal(paste_back(astronaut, pixels.permute(2, 0, 1).numpy(), aligned), from_uint8)
+    # A batch of one, as a decoder hands it over, in float16: same frame up to float16 rounding.
+    half = paste_back(astronaut, pixels.permute(2, 0, 1)[None].half(), aligned)
+    assert np.abs(half.astype(np.int16) - from_uint8).max() <= 2
     frame = astronaut.copy()
     assert paste_back(frame, modified, aligned, inplace=True) is frame
     np.testing.assert_array_equal(frame, from_uint8)

@@ -77,3 +77,20 @@ def test_edge_width_near_a_step_matches_the_float32_full_sum(area: float) -> Non
     full[..., rows, cols] = eroded
     expected = int(torch.sum(full) ** 0.5) // 20
     assert align._edge_width(eroded, frame_hw, rows, cols) == expected
+
+
+def test_warp_reads_only_the_window_it_fills(frame: np.ndarray) -> None:
+    # The aligner converts only the part of the frame the warp samples. Poison the rest of its buffer:
+    # the crop must not change (and a stale buffer from another frame must not leak in either).
+    points = _points(563, 414, 141, 0.15)
+    fresh = FaceAligner(256)
+    matrix, _ = align.similarity_transform(points, fresh.template)
+    expected = fresh.warp(frame, matrix)
+    poisoned = FaceAligner(256)
+    poisoned.warp(frame[::-1].copy(), matrix)  # fills the buffer with another frame's pixels
+    assert poisoned._frame_buf is not None
+    buffer = poisoned._frame_buf
+    buffer.fill_(float("nan"))
+    np.testing.assert_array_equal(poisoned.warp(frame, matrix), expected)
+    touched = ~torch.isnan(buffer[0, 0])
+    assert 0 < int(touched.sum()) < frame.shape[0] * frame.shape[1] // 10

@@ -13,6 +13,7 @@ the same preprocessing reproduces the reference's detections and landmarks.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -122,6 +123,8 @@ class InsightFaceDetector:
         if threads:
             options.intra_op_num_threads = threads
         providers = _providers(device)
+        self._det: Any = None
+        self._lmk: Any = None
         try:
             self._det = ort.InferenceSession(str(det_path), options, providers=providers)
             self._lmk = ort.InferenceSession(str(lmk_path), options, providers=providers)
@@ -171,8 +174,8 @@ class InsightFaceDetector:
 
     def close(self) -> None:
         # onnxruntime frees sessions with the objects; drop them so a closed detector fails loudly.
-        self._det = None  # type: ignore[assignment]
-        self._lmk = None  # type: ignore[assignment]
+        self._det = None
+        self._lmk = None
 
     def detect(self, frame_rgb: np.ndarray) -> Face | None:
         if self._det is None:
@@ -241,7 +244,7 @@ class InsightFaceDetector:
         cx, cy = (x1 + x2) / 2 * scale, (y1 + y2) / 2 * scale
         # insightface's face_align.transform with no rotation: scale about the box centre into the input.
         m = np.array([[scale, 0.0, size / 2 - cx], [0.0, scale, size / 2 - cy]])
-        crop = cv2.warpAffine(frame, m, (size, size), borderValue=0.0)
+        crop = cv2.warpAffine(frame, m, (size, size), borderValue=(0.0, 0.0, 0.0))
         blob = cv2.dnn.blobFromImage(
             crop, 1.0 / self._lmk_std, (size, size), (self._lmk_mean,) * 3, swapRB=True
         )
