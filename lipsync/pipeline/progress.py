@@ -42,13 +42,22 @@ class ProgressEvent:
 
     @property
     def fraction(self) -> float:
-        """Overall completion in [0, 1]: chunks done plus the denoising progress of the current chunk."""
+        """Overall completion in [0, 1], never decreasing over a run: the chunks done, plus the current
+        chunk's denoising progress (its other stages are short next to the U-Net)."""
+        if self.stage == "done":
+            return 1.0
+        if self.chunks_total > 0:
+            if self.stage == "diffuse" and self.steps_total > 0:
+                within = self.step / self.steps_total
+            else:
+                within = 1.0 if self.stage in _AFTER_DIFFUSION else 0.0
+            return min(1.0, (self.chunk + within) / self.chunks_total)
         if self.frames_total <= 0:
             return 0.0
-        if self.chunks_total > 0 and self.stage == "diffuse" and self.steps_total > 0:
-            return min(1.0, (self.chunk + self.step / self.steps_total) / self.chunks_total)
         return min(1.0, self.frames_done / self.frames_total)
 
+
+_AFTER_DIFFUSION = frozenset({"vae_decode", "paste", "encode"})
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
