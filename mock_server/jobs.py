@@ -34,9 +34,9 @@ class Job:
     #: Polls that moved the lifecycle on (a poll answered 429/5xx does not), and all poll requests.
     polls: int = 0
     poll_requests: int = 0
-    #: Set once the job ended; it never changes afterwards (nor does its JSON, cached for the hot poll path).
-    final: Prediction | None = None
-    _final_json: bytes | None = None
+    #: The ended prediction as JSON, set once (kept serialised: a tenth of the model's memory, and the hot
+    #: poll path sends it as is).
+    final_json: bytes | None = None
     #: Set when an ended job's webhook was handed to the dispatcher.
     webhook_sent: bool = False
     #: Set when a sync-mode submit timed out: the job has visibly started.
@@ -52,30 +52,31 @@ class Job:
 
     def view(self, now: float) -> tuple[Prediction, bool]:
         """The prediction as of *now*, and whether the job ended with this very call."""
-        if self.final is not None:
-            return self.final, False
+        if self.final_json is not None:
+            return Prediction.model_validate_json(self.final_json), False
         p = self.progress(now)
         if p >= 1.0:
-            self.final = self._ended()
-            return self.final, True
+            ended = self._ended()
+            self.final_json = ended.model_dump_json().encode()
+            return ended, True
         status = "processing" if (self.polls or self.sync_waited or now > self.started) else "created"
         pred = self.prediction(status)
         if status == "processing":
             pred.progress = round(p, 4)
         return pred, False
 
+    @property
+    def ended(self) -> bool:
+        return self.final_json is not None
+
+    @property
+    def final(self) -> Prediction | None:
+        """The ended prediction (parsed from its JSON), or None while the job runs."""
+        return None if self.final_json is None else Prediction.model_validate_json(self.final_json)
+
     def end(self, prediction: Prediction) -> None:
         """Force the end state (cancellation)."""
-        self.final = prediction
-        self._final_json = None
-
-    def final_json(self) -> bytes | None:
-        """The ended prediction's JSON (serialised once), or None while the job runs."""
-        if self.final is None:
-            return None
-        if self._final_json is None:
-            self._final_json = self.final.model_dump_json().encode()
-        return self._final_json
+        self.final_json = prediction.model_dump_json().encode()
 
     def prediction(self, status: str) -> Prediction:
         """A bare prediction of this job with *status* (no outputs, no error)."""

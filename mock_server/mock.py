@@ -253,7 +253,7 @@ class WavespeedMock:
                     headers["Retry-After"] = str(job.scenario.retry_after)
                 raise MockError(status, _HTTP_ERROR_TEXT.get(status, "Server error"), headers)
             job.polls += 1
-            cached = job.final_json()
+            cached = job.final_json
             if cached is not None:
                 return cached, job.scenario
             pred = self._observe(job, self.clock.now())
@@ -309,16 +309,19 @@ class WavespeedMock:
         )
 
     def _observe(self, job: Job, now: float) -> Prediction:
-        pred, ended = job.view(now)
-        if ended:
-            self._ended(job)
+        # Under the lock: a job must end (and fire its webhook) exactly once, whichever thread sees it first.
+        with self._lock:
+            pred, ended = job.view(now)
+            if ended:
+                self._ended(job)
         return pred
 
     def _ended(self, job: Job) -> None:
         self._pending_webhooks.discard(job.id)
-        if job.webhook and not job.webhook_sent and job.final is not None:
+        final = job.final
+        if job.webhook and not job.webhook_sent and final is not None:
             job.webhook_sent = True
-            self.webhooks.dispatch(job.webhook, job.final, job.scenario)
+            self.webhooks.dispatch(job.webhook, final, job.scenario)
 
     # -- outputs and uploads ------------------------------------------------------------------------------
     def output_for(self, prediction_id: str) -> Job:
