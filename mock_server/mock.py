@@ -7,7 +7,6 @@ thread-safe: the app runs on its own event loop thread while a test calls in fro
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import random
 import threading
@@ -259,10 +258,6 @@ class WavespeedMock:
             pred = self._observe(job, self.clock.now())
         return pred, job.scenario
 
-    def peek(self, prediction_id: str) -> Prediction:
-        """The prediction as of now, without counting a poll."""
-        return self._observe(self.get(prediction_id), self.clock.now())
-
     def cancel(self, prediction_id: str) -> Prediction:
         """Extension: end a running job as failed with code 1405 (409 once it has ended)."""
         job = self.get(prediction_id)
@@ -371,7 +366,3 @@ class WavespeedMock:
     def wait_for_webhooks(self, count: int = 1, timeout: float = 5.0) -> list[WebhookDelivery]:
         self.tick()
         return self.webhooks.wait_for(count, timeout)
-
-    @staticmethod
-    def decode_base64_output(value: str) -> bytes:
-        return base64.b64decode(value, validate=True)
