@@ -86,8 +86,8 @@ def test_typo(wavespeed_mock):
     pass
 """
     )
-    result = pytester.runpytest_subprocess("-q", "--strict-markers")
+    result = pytester.runpytest_inprocess("-q", "--strict-markers")
     result.stdout.fnmatch_lines(["*unknown @pytest.mark.wavespeed_mock option(s)*scenaro*"])
     assert result.ret != 0
-    markers = pytester.runpytest_subprocess("--markers")
+    markers = pytester.runpytest_inprocess("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.wavespeed_mock(*"])
