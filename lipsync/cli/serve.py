@@ -113,6 +113,12 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
+    if settings.fetch_allow:
+        typer.echo(
+            "WARNING: LIPSYNC_FETCH_ALLOW is set: input and webhook URLs may reach "
+            f"{', '.join(settings.fetch_allow)} although private/loopback. Development use only.",
+            err=True,
+        )
     typer.echo(f"lipsync server listening on {base_url}")
     if generated is not None:
         typer.echo(f"  API key (generated, stored in {settings.data_dir / 'api_key'}): {generated}")
@@ -121,12 +127,6 @@ def serve(
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
     typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
     typer.echo(f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices)}")
-    if settings.fetch_allow:
-        typer.echo(
-            "WARNING: LIPSYNC_FETCH_ALLOW is set: input and webhook URLs may reach "
-            f"{', '.join(settings.fetch_allow)} although private/loopback. Development use only.",
-            err=True,
-        )
     server = uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=log_level == "debug"))
     server.run(sockets=[sock])
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
 from lipsync import __version__
 from lipsync.server.auth import Keyring
@@ -35,7 +35,7 @@ from lipsync.server.interfaces import (
 from lipsync.server.routes import account, files, health, history, predictions, uploads
 from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
-from lipsync.server.state import ServerState, require_key
+from lipsync.server.state import ServerState
 from lipsync.server.views import Links
 from lipsync.web import ERROR_RESPONSES, install_error_handlers, install_openapi, operation_id
 
@@ -131,7 +131,8 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
-    api = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+    # Every route of ``api`` authenticates through its ``ApiDep`` parameter (one dependency per request).
+    api = APIRouter(responses=ERROR_RESPONSES)
     for module in (predictions, history, uploads, account):
         api.include_router(module.router)
     app.include_router(api)

@@ -17,6 +17,7 @@ import asyncio
 import mimetypes
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,8 +55,57 @@ async def _check(state: ServerState, path: Path, field: MediaField) -> None:
         raise InputProblem(field, problem)
 
 
+class ProbeCache:
+    """Media-check results of this server's own uploads, keyed by (key, size, field): one upload is often
+    the input of many jobs, and re-probing it each time would dominate the cost of a submit. (The engine
+    validates its inputs again when it runs, so a stale entry cannot cause a wrong result.)"""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[str, int, str], str | None] = OrderedDict()
+        self._size = size
+
+    async def check(self, state: ServerState, key: str, size: int, field: MediaField, scratch: Path) -> None:
+        entry = (key, size, field)
+        if entry not in self._entries:
+            problem: str | None = None
+            try:
+                await _check(state, await state.storage.local_path(key, scratch), field)
+            except InputProblem as exc:
+                problem = exc.message
+            self._entries[entry] = problem
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(entry)
+        if (problem := self._entries[entry]) is not None:
+            raise InputProblem(field, problem)
+
+
+_PROBES = ProbeCache()
+
+
+class _Scratch:
+    """A temporary directory created on first use (most submits never need one)."""
+
+    def __init__(self) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="lipsync-in-")
+        return Path(self._tmp.name)
+
+    @property
+    def used(self) -> bool:
+        return self._tmp is not None
+
+    def cleanup(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
 async def _resolve_one(
-    state: ServerState, job_id: str, field: MediaField, ref: str, base_url: str, scratch: Path
+    state: ServerState, job_id: str, field: MediaField, ref: str, base_url: str, scratch: _Scratch
 ) -> tuple[str, bool]:
     """Returns (storage key, whether it was stored for this job)."""
     settings = state.settings
@@ -66,7 +116,7 @@ async def _resolve_one(
             raise InputProblem(field, str(exc)) from None
         if len(data) > settings.max_input_bytes:
             raise InputProblem(field, f"larger than the {settings.max_input_bytes} byte limit")
-        local = scratch / field
+        local = scratch.path / field
         await asyncio.to_thread(local.write_bytes, data)
         await _check(state, local, field)
         key = input_key(job_id, field, _extension(mime, ""))
@@ -75,15 +125,16 @@ async def _resolve_one(
 
     own = state.signer.parse_download_url(ref, now=state.clock.now())
     if own is not None:
-        if await state.storage.size(own.key) is None:
+        size = await state.storage.size(own.key)
+        if size is None:
             raise InputProblem(field, "the uploaded file no longer exists")
-        await _check(state, await state.storage.local_path(own.key, scratch), field)
+        await _PROBES.check(state, own.key, size, field, scratch.path)
         return own.key, False
     parts = urlsplit(ref)
     if parts.path.startswith(DOWNLOAD_PREFIX) and parts.netloc == urlsplit(base_url).netloc:
         raise InputProblem(field, "this server's download link is invalid or has expired")
 
-    local = scratch / field
+    local = scratch.path / field
     try:
         fetched = await state.fetcher.fetch(ref, local)
     except MediaFetchError as exc:
@@ -99,13 +150,16 @@ async def resolve_inputs(
 ) -> tuple[dict[str, str], int]:
     """Storage keys of both inputs and the milliseconds it took; raises InputProblem."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="lipsync-in-") as tmp:
-        scratch = Path(tmp)
+    scratch = _Scratch()
+    try:
         results = await asyncio.gather(
             _resolve_one(state, job_id, "video", request.video, base_url, scratch),
             _resolve_one(state, job_id, "audio", request.audio, base_url, scratch),
             return_exceptions=True,
         )
+    finally:
+        if scratch.used:
+            await asyncio.to_thread(scratch.cleanup)
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         if any(isinstance(r, tuple) and r[1] for r in results):

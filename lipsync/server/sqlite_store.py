@@ -11,10 +11,12 @@ cost more than the query. ``busy_timeout`` bounds the wait for another process's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -52,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner_active ON jobs (owner, status);
 PRAGMA user_version = 1;
 """
 
@@ -135,103 +138,141 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
 
 
 class SQLiteJobStore:
-    """JobStore on one SQLite database file (created with its schema on first open)."""
+    """JobStore on one SQLite database file (created with its schema on first open).
+
+    Two connections: reads (result polls, history) run inline on the caller's loop, since WAL readers never
+    wait for writers; writes run on one dedicated thread, because a write may have to wait for another
+    process's write lock, and that wait must not stall the event loop (and every poll with it).
+    """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect(busy_timeout_ms)
+        self._writer.executescript(_SCHEMA)
+        self._reader = self._connect(busy_timeout_ms)
+        self._read_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
         # Autocommit mode (isolation_level=None): transactions are explicit BEGIN IMMEDIATE blocks.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()  # one connection, possibly reached from helper threads
-        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        with self._lock:
-            self._db.executescript(_SCHEMA)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run *fn* with the writer connection on the writer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, self._writer)
 
-    def _select(self, db: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[JobRecord]:
+    @staticmethod
+    @contextmanager
+    def _tx(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _select(db: sqlite3.Connection, where: str, params: Sequence[Any]) -> list[JobRecord]:
         return [_from_row(r) for r in db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {where}", params)]
 
     @staticmethod
-    def _write(db: sqlite3.Connection, job: JobRecord) -> None:
+    def _put(db: sqlite3.Connection, job: JobRecord) -> None:
         db.execute(f"REPLACE INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(job))
 
-    def _mutate(
+    async def _mutate(
         self, where: str, params: Sequence[Any], change: Callable[[JobRecord], bool]
     ) -> list[JobRecord]:
         """Apply *change* to the matching rows in one transaction; write back those it returns True for."""
-        with self._tx() as db:
-            changed = []
-            for job in self._select(db, where, params):
-                if change(job):
-                    self._write(db, job)
-                    changed.append(job)
-            return changed
+
+        def run(db: sqlite3.Connection) -> list[JobRecord]:
+            with self._tx(db):
+                changed = []
+                for job in self._select(db, where, params):
+                    if change(job):
+                        self._put(db, job)
+                        changed.append(job)
+                return changed
+
+        return await self._write(run)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._read_lock:
+            return fn(self._reader)
 
     # -- JobStore ------------------------------------------------------------------------------------
 
     async def create(self, job: JobRecord, *, active_limit: int | None = None) -> None:
-        with self._tx() as db:
-            if active_limit is not None:
-                (active,) = db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')",
-                    (job.owner,),
-                ).fetchone()
-                if active >= active_limit:
-                    raise ActiveLimitExceeded(active, active_limit)
-            db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(job))
+        def run(db: sqlite3.Connection) -> None:
+            with self._tx(db):
+                if active_limit is not None:
+                    (active,) = db.execute(
+                        "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')",
+                        (job.owner,),
+                    ).fetchone()
+                    if active >= active_limit:
+                        raise ActiveLimitExceeded(active, active_limit)
+                db.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _to_row(job))
+
+        await self._write(run)
 
     async def get(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._read(
+            lambda db: db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
         return _from_row(row) if row else None
 
     async def count_active(self, owner: str) -> int:
-        with self._lock:
-            (n,) = self._db.execute(
+        (n,) = self._read(
+            lambda db: db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')", (owner,)
             ).fetchone()
+        )
         return int(n)
 
+    async def has_queued(self) -> bool:
+        """Whether any job waits to be claimed (an indexed read: idle workers poll it)."""
+        row = self._read(
+            lambda db: db.execute("SELECT 1 FROM jobs WHERE status = 'created' LIMIT 1").fetchone()
+        )
+        return row is not None
+
     async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
-        with self._tx() as db:
-            rows = self._select(db, "status = 'created' ORDER BY created_at, id LIMIT 1", ())
-            if not rows:
-                return None
-            job = rows[0]
-            apply_claim(job, worker_id, now=now, lease_s=lease_s)
-            self._write(db, job)
-            return job
+        def run(db: sqlite3.Connection) -> JobRecord | None:
+            with self._tx(db):
+                rows = self._select(db, "status = 'created' ORDER BY created_at, id LIMIT 1", ())
+                if not rows:
+                    return None
+                job = rows[0]
+                apply_claim(job, worker_id, now=now, lease_s=lease_s)
+                self._put(db, job)
+                return job
+
+        return await self._write(run)
 
     async def heartbeat(
         self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
     ) -> HeartbeatReply:
-        with self._lock:
-            cur = self._db.execute(
+        def run(db: sqlite3.Connection) -> HeartbeatReply:
+            row = db.execute(
                 "UPDATE jobs SET lease_until = ?, progress = COALESCE(?, progress) "
                 "WHERE id = ? AND status = 'processing' AND worker_id = ? RETURNING cancel_requested",
                 (lease_until, progress, job_id, worker_id),
-            )
-            row = cur.fetchone()
+            ).fetchone()
             if row is None:
-                flag = self._db.execute(
-                    "SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)
-                ).fetchone()
+                flag = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 return HeartbeatReply(owned=False, cancel_requested=bool(flag and flag[0]))
-        return HeartbeatReply(owned=True, cancel_requested=bool(row[0]))
+            return HeartbeatReply(owned=True, cancel_requested=bool(row[0]))
+
+        return await self._write(run)
 
     async def finish(
         self,
@@ -251,38 +292,40 @@ class SQLiteJobStore:
             )
             return True
 
-        done = self._mutate("id = ? AND status = 'processing' AND worker_id = ?", (job_id, worker_id), change)
+        done = await self._mutate(
+            "id = ? AND status = 'processing' AND worker_id = ?", (job_id, worker_id), change
+        )
         return done[0] if done else None
 
     async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
-        def change(job: JobRecord) -> bool:
-            if job.is_terminal:
-                return False
-            apply_cancel(job, now=now)
-            return True
+        def run(db: sqlite3.Connection) -> JobRecord | None:
+            with self._tx(db):
+                rows = self._select(db, "id = ?", (job_id,))
+                if not rows:
+                    return None
+                job = rows[0]
+                if not job.is_terminal:
+                    apply_cancel(job, now=now)
+                    self._put(db, job)
+                return job
 
-        with self._tx() as db:
-            rows = self._select(db, "id = ?", (job_id,))
-            if not rows:
-                return None
-            job = rows[0]
-            if change(job):
-                self._write(db, job)
-            return job
+        return await self._write(run)
 
     async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
         def change(job: JobRecord) -> bool:
             apply_expiry(job, now=now, max_attempts=max_attempts, message=message)
             return True
 
-        return self._mutate("status = 'processing' AND COALESCE(lease_until, 0) < ?", (now,), change)
+        return await self._mutate("status = 'processing' AND COALESCE(lease_until, 0) < ?", (now,), change)
 
     async def release_worker(self, worker_id: str) -> int:
-        with self._lock:
-            cur = self._db.execute(
+        def run(db: sqlite3.Connection) -> int:
+            cur = db.execute(
                 "UPDATE jobs SET lease_until = 0 WHERE status = 'processing' AND worker_id = ?", (worker_id,)
             )
             return cur.rowcount
+
+        return await self._write(run)
 
     async def list_jobs(
         self,
@@ -306,36 +349,50 @@ class SQLiteJobStore:
             where.append("created_at < ?")
             params.append(created_before)
         clause = " AND ".join(where)
-        with self._lock:
-            (total,) = self._db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()
+
+        def run(db: sqlite3.Connection) -> tuple[list[JobRecord], int]:
+            (total,) = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", params).fetchone()
             items = self._select(
-                self._db,
+                db,
                 f"{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*params, page_size, (page - 1) * page_size],
             )
-        return items, int(total)
+            return items, int(total)
+
+        return self._read(run)
 
     async def delete(self, owner: str, ids: Sequence[str]) -> list[JobRecord]:
         unique = list(dict.fromkeys(ids))
         if not unique:
             return []
         marks = ", ".join("?" for _ in unique)
-        with self._tx() as db:
-            jobs = self._select(db, f"owner = ? AND id IN ({marks})", [owner, *unique])
-            removed = [j for j in jobs if j.status != "processing"]
-            running = [j.id for j in jobs if j.status == "processing"]
-            if removed:
-                db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in removed])
-            if running:
-                db.executemany("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", [(i,) for i in running])
-        return removed
+
+        def run(db: sqlite3.Connection) -> list[JobRecord]:
+            with self._tx(db):
+                jobs = self._select(db, f"owner = ? AND id IN ({marks})", [owner, *unique])
+                removed = [j for j in jobs if j.status != "processing"]
+                running = [j.id for j in jobs if j.status == "processing"]
+                if removed:
+                    db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in removed])
+                if running:
+                    db.executemany(
+                        "UPDATE jobs SET cancel_requested = 1 WHERE id = ?", [(i,) for i in running]
+                    )
+            return removed
+
+        return await self._write(run)
 
     async def purge(self, *, before: float) -> list[JobRecord]:
-        with self._tx() as db:
-            old = self._select(db, "status IN ('completed', 'failed') AND created_at < ?", (before,))
-            db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in old])
-        return old
+        def run(db: sqlite3.Connection) -> list[JobRecord]:
+            with self._tx(db):
+                old = self._select(db, "status IN ('completed', 'failed') AND created_at < ?", (before,))
+                db.executemany("DELETE FROM jobs WHERE id = ?", [(j.id,) for j in old])
+            return old
+
+        return await self._write(run)
 
     async def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        await self._write(lambda db: db.close())
+        self._pool.shutdown(wait=True)
+        with self._read_lock:
+            self._reader.close()

@@ -19,14 +19,7 @@ from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
 from lipsync.web import api_error
 
-__all__ = [
-    "PrincipalDep",
-    "ServerState",
-    "StateDep",
-    "base_url_of",
-    "require_key",
-    "wait_terminal",
-]
+__all__ = ["ApiContext", "ApiDep", "ServerState", "api_context", "base_url_of", "server_of", "wait_terminal"]
 
 # The same scheme object shape as the mock's, so both OpenAPI documents declare the same security scheme.
 _BEARER = HTTPBearer(auto_error=False, description="WaveSpeed-style API key: `Authorization: Bearer <key>`")
@@ -49,27 +42,47 @@ class ServerState:
     policy: AddressPolicy
 
 
-def get_state(request: Request) -> ServerState:
+def server_of(request: Request) -> ServerState:
+    """The wired backends of the app serving *request*."""
     state: ServerState = request.app.state.server
     return state
 
 
-StateDep = Annotated[ServerState, Depends(get_state)]
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What an authenticated API route works with (one dependency: each level of FastAPI dependency
+    resolution costs more per request than a result poll's own work)."""
+
+    state: ServerState
+    principal: Principal
+    request: Request
+
+    @property
+    def owner(self) -> str:
+        return self.principal.owner
+
+    @property
+    def base_url(self) -> str:
+        return base_url_of(self.request, self.state.settings)
 
 
-def require_key(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)], state: StateDep
-) -> Principal:
-    """401 envelope unless ``Authorization: Bearer <key>`` names a configured key."""
+async def api_context(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+) -> ApiContext:
+    """401 envelope unless ``Authorization: Bearer <key>`` names a configured key.
+
+    ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a thread pool.
+    """
+    state = server_of(request)
     if credentials is None or not credentials.credentials:
         raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
     principal = state.keyring.authenticate(credentials.credentials)
     if principal is None:
         raise api_error(401, "Invalid API key", headers=_CHALLENGE)
-    return principal
+    return ApiContext(state, principal, request)
 
 
-PrincipalDep = Annotated[Principal, Depends(require_key)]
+ApiDep = Annotated[ApiContext, Depends(api_context)]
 
 
 def base_url_of(request: Request, settings: ServerSettings) -> str:

@@ -22,8 +22,10 @@ import contextlib
 import fcntl
 import logging
 import multiprocessing
-import multiprocessing.synchronize
 import os
+import signal
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: How often an idle process worker looks for queued jobs (the start latency of a job on an idle server).
+IDLE_POLL_S = 0.1
 
 DIED_MESSAGE = "internal_error: the worker running this job stopped unexpectedly ({detail}); it was retried and failed again"
 
@@ -165,28 +170,33 @@ class InProcessRunner:
 # ---- the process runner ---------------------------------------------------------------------------------
 
 
-def _child_main(
-    settings: ServerSettings,
-    device: str,
-    worker_id: str,
-    engine_factory: EngineFactory,
-    wake: multiprocessing.synchronize.Event,
-    stop: multiprocessing.synchronize.Event,
-) -> None:
+def _child_main(settings: ServerSettings, device: str, worker_id: str, engine_factory: EngineFactory) -> None:
     """Entry point of a worker process."""
+    # Own process group: a Ctrl-C or a signal sent to the server's group reaches only the server, which
+    # then stops its workers itself (otherwise its supervisor would see them die and start new ones).
+    os.setpgrp()
+    _exit_with_parent(os.getppid())
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s worker[{worker_id}] %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(_child(settings, device, worker_id, engine_factory, wake, stop))
+    asyncio.run(_child(settings, device, worker_id, engine_factory))
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit at once if the server process dies (even by SIGKILL): an orphan must not keep claiming jobs.
+    A job it was running stays ``processing`` and is recovered by the next server."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 async def _child(
-    settings: ServerSettings,
-    device: str,
-    worker_id: str,
-    engine_factory: EngineFactory,
-    wake: multiprocessing.synchronize.Event,
-    stop: multiprocessing.synchronize.Event,
+    settings: ServerSettings, device: str, worker_id: str, engine_factory: EngineFactory
 ) -> None:
     from lipsync.server.backends import build_links, build_storage, build_webhooks
     from lipsync.server.sqlite_store import SQLiteJobStore
@@ -195,12 +205,16 @@ async def _child(
     store = SQLiteJobStore(settings.db_path)
     storage = build_storage(settings)
     notifier = Notifier(build_webhooks(settings), build_links(settings, storage, clock))
+    stopping = asyncio.Event()  # SIGTERM from the server: finish the current job, then exit
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     exit_after_job = False
 
     def stuck() -> None:
         nonlocal exit_after_job
         exit_after_job = True
 
+    scratch = settings.data_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
     executor = JobExecutor(
         store=store,
         storage=storage,
@@ -210,15 +224,18 @@ async def _child(
         lease_s=settings.lease_s,
         heartbeat_s=settings.heartbeat_s,
         job_timeout_s=settings.job_timeout_s,
-        scratch_dir=settings.data_dir / "scratch",
+        scratch_dir=scratch,
         on_stuck=stuck,
     )
-    (settings.data_dir / "scratch").mkdir(parents=True, exist_ok=True)
     await executor.preload()
 
     async def wait() -> None:
-        await asyncio.to_thread(wake.wait, 1.0)
-        wake.clear()
+        # The queue is the database: look for work with a cheap indexed read (no write lock) every
+        # IDLE_POLL_S; claiming is the only write an idle worker makes.
+        while not stopping.is_set() and not await store.has_queued():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_POLL_S):
+                    await stopping.wait()
 
     try:
         await work_loop(
@@ -228,7 +245,7 @@ async def _child(
             clock=clock,
             lease_s=settings.lease_s,
             wait=wait,
-            should_stop=lambda: stop.is_set() or exit_after_job,
+            should_stop=lambda: stopping.is_set() or exit_after_job,
         )
         await notifier.drain(timeout=settings.webhook_timeout_s)
     finally:
@@ -236,18 +253,21 @@ async def _child(
 
 
 class ProcessRunner:
-    """One worker process per device in ``settings.devices``, supervised from the API process."""
+    """One worker process per device in ``settings.devices``, supervised from the API process.
+
+    Workers find queued jobs themselves by polling the database (``IDLE_POLL_S``), so ``submit`` needs no
+    inter-process signal, and nothing is lost if the server restarts between the insert and a nudge.
+    """
 
     def __init__(self, settings: ServerSettings, engine_factory: EngineFactory | None = None) -> None:
         self.settings = settings
         self.engine_factory = engine_factory or engine_factory_from_settings(settings)
         self._mp = multiprocessing.get_context("spawn")  # fork + threads/CUDA is unsafe
-        self._wake = self._mp.Event()
-        self._stop = self._mp.Event()
         self._procs: dict[str, tuple[str, Any]] = {}  # worker_id -> (device, process)
         self._supervisor: asyncio.Task[None] | None = None
         self._context: RunnerContext | None = None
         self._lock_file: IO[str] | None = None
+        self._stopping = False
         self.restarts = 0
 
     def _lock_data_dir(self) -> None:
@@ -269,7 +289,7 @@ class ProcessRunner:
         worker_id = f"{device}-{uuid.uuid4().hex[:8]}"
         proc = self._mp.Process(
             target=_child_main,
-            args=(self.settings, device, worker_id, self.engine_factory, self._wake, self._stop),
+            args=(self.settings, device, worker_id, self.engine_factory),
             name=f"lipsync-worker-{worker_id}",
             daemon=True,
         )
@@ -285,48 +305,49 @@ class ProcessRunner:
             log.warning("re-queued %d job(s) interrupted by the last shutdown", recovered)
         for device in self.settings.devices:
             self._spawn(device)
-        self._wake.set()
         self._supervisor = asyncio.create_task(self._supervise(), name="worker-supervisor")
 
     async def _supervise(self) -> None:
         assert self._context is not None
-        while not self._stop.is_set():
+        backoff = 0.0
+        while not self._stopping:
             await asyncio.sleep(0.2)
             for worker_id, (device, proc) in list(self._procs.items()):
-                if proc.is_alive():
+                if proc.is_alive() or self._stopping:
                     continue
                 proc.join()
                 del self._procs[worker_id]
-                if self._stop.is_set():
-                    break
                 code = proc.exitcode
                 released = await self._context.store.release_worker(worker_id)
                 if code != 0 or released:
                     log.error("worker %s exited with code %s holding %d job(s)", worker_id, code, released)
                 await sweep_expired(self._context, detail=f"worker process exited with code {code}")
+                # A worker that keeps dying (e.g. its engine cannot load) is restarted ever more slowly.
+                backoff = min(30.0, backoff * 2 or 0.5) if code != 0 else 0.0
+                if backoff:
+                    await asyncio.sleep(backoff)
+                if self._stopping:
+                    return
                 self.restarts += 1
                 self._spawn(device)
-                self._wake.set()
 
     async def submit(self, job: Any) -> None:
-        self._wake.set()
+        """Nothing to do: idle workers poll the database for queued jobs."""
 
     async def cancel(self, job_id: str) -> None:
-        # Workers see the store's cancel flag on their next heartbeat (``heartbeat_s``).
-        self._wake.set()
+        """Nothing to do: a running job's worker sees the store's cancel flag on its next heartbeat."""
 
     async def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._stopping = True
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         for _device, proc in self._procs.values():
-            await asyncio.to_thread(proc.join, self.settings.shutdown_grace_s)
             if proc.is_alive():
-                proc.terminate()
-                await asyncio.to_thread(proc.join, 5.0)
+                proc.terminate()  # SIGTERM: an idle worker exits now, a busy one after its job
+        for _device, proc in self._procs.values():
+            await asyncio.to_thread(proc.join, self.settings.shutdown_grace_s)
             if proc.is_alive():
                 proc.kill()
                 await asyncio.to_thread(proc.join)

@@ -119,6 +119,26 @@ def ok_engine(device: str) -> FakeEngine:
     return FakeEngine()
 
 
+class _TimedEngine(FakeEngine):
+    """Takes *seconds* per job (reporting progress), like a model would; for poll-heavy load tests."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def run(self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **options: Any) -> None:
+        deadline = time.monotonic() + self.seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if progress is not None:
+                progress(1 - left / self.seconds)
+            time.sleep(min(left, 0.05))
+        super().run(video_path, audio_path, out_path, progress=progress, **options)
+
+
+def timed_engine(device: str) -> FakeEngine:
+    return _TimedEngine(float(os.environ.get("LIPSYNC_FAKE_ENGINE_SECONDS", "0.2")))
+
+
 def no_face_engine(device: str) -> FakeEngine:
     return FakeEngine(error=NoFaceDetected("no face in the video", frame_index=0, timestamp_s=0.0))
 

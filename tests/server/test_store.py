@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,7 +188,7 @@ async def test_sqlite_state_survives_reopening(tmp_path: Path) -> None:
     a, b = await second.get("a"), await second.get("b")
     assert a is not None and (a.status, a.worker_id) == ("processing", "w1")
     assert b is not None and b.status == "created"
-    mode = second._db.execute("PRAGMA journal_mode").fetchone()[0]
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     await second.close()
 

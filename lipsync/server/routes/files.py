@@ -9,13 +9,13 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from lipsync.server.keys import InvalidKey, check_key
 from lipsync.server.local_storage import LocalStorage
 from lipsync.server.signing import DOWNLOAD_PREFIX
-from lipsync.server.state import StateDep
+from lipsync.server.state import server_of
 from lipsync.web import error_response
 
 __all__ = ["router"]
@@ -26,10 +26,11 @@ router = APIRouter(include_in_schema=False)
 @router.api_route(DOWNLOAD_PREFIX + "{key:path}", methods=["GET", "HEAD"])
 async def download_file(
     key: str,
-    state: StateDep,
+    request: Request,
     expires: Annotated[int, Query()],
     sig: Annotated[str, Query()],
 ) -> Response:
+    state = server_of(request)
     try:
         check_key(key)
     except InvalidKey:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from lipsync.server.state import StateDep
+from lipsync.server.state import server_of
 from lipsync.web import envelope_response
 
 __all__ = ["router"]
@@ -14,6 +14,6 @@ router = APIRouter()
 
 
 @router.get("/healthz", summary="Liveness and worker status", tags=["ops"])
-async def healthz(state: StateDep) -> Response:
-    runner = state.runner.describe()
+async def healthz(request: Request) -> Response:
+    runner = server_of(request).runner.describe()
     return envelope_response({"status": "ok", "runner": runner})

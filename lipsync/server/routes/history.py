@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from contracts import (
@@ -15,7 +15,7 @@ from contracts import (
     HistoryResponse,
     Paths,
 )
-from lipsync.server.state import PrincipalDep, StateDep, base_url_of
+from lipsync.server.state import ApiDep
 from lipsync.server.views import parse_iso_time, to_prediction
 from lipsync.web import api_error, envelope_response
 
@@ -36,30 +36,30 @@ def _time(field: str, value: str | None) -> float | None:
 
 
 @router.post(Paths.HISTORY, response_model=HistoryResponse, summary="List predictions, newest first")
-async def list_predictions(
-    query: HistoryRequest, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
+async def list_predictions(query: HistoryRequest, ctx: ApiDep) -> Response:
+    state = ctx.state
     after = _time("created_after", query.created_after)
     before = _time("created_before", query.created_before)
     if query.model is not None and query.model != MODEL_ID:
         return envelope_response(HistoryPage(page=query.page, items=[], total=0))
     jobs, total = await state.store.list_jobs(
-        principal.owner,
+        ctx.owner,
         page=query.page,
         page_size=query.page_size,
         status=query.status,
         created_after=after,
         created_before=before,
     )
-    base_url = base_url_of(request, state.settings)
+    base_url = ctx.base_url
     items = [await to_prediction(job, state.links, base_url=base_url, inline_base64=False) for job in jobs]
     return envelope_response(HistoryPage(page=query.page, items=items, total=total))
 
 
 @router.post(Paths.DELETE, response_model=DeleteResponse, summary="Delete predictions")
-async def delete_predictions(body: DeleteRequest, state: StateDep, principal: PrincipalDep) -> Response:
+async def delete_predictions(body: DeleteRequest, ctx: ApiDep) -> Response:
     """Deletes the key's finished or queued predictions and their files; running ones are cancelled instead."""
-    removed = await state.store.delete(principal.owner, body.ids)
+    state = ctx.state
+    removed = await state.store.delete(ctx.owner, body.ids)
     for job in removed:
         await state.storage.delete_prefix(f"inputs/{job.id}")
         await state.storage.delete_prefix(f"outputs/{job.id}")

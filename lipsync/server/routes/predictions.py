@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
@@ -13,7 +13,7 @@ from lipsync.server.inputs import InputProblem, resolve_inputs
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
 from lipsync.server.routes._common import CANCEL, NOT_FOUND, PREDICTION, RATE_LIMITED, RESULT
-from lipsync.server.state import PrincipalDep, ServerState, StateDep, base_url_of, wait_terminal
+from lipsync.server.state import ApiContext, ApiDep, ServerState, wait_terminal
 from lipsync.server.transitions import CANCELLED_MESSAGE
 from lipsync.server.views import to_prediction
 from lipsync.web import api_error, envelope_response, error_response
@@ -63,13 +63,12 @@ async def _owned(state: ServerState, prediction_id: str, owner: str) -> JobRecor
 )
 async def submit_lipsync(
     body: LipsyncRequest,
-    request: Request,
-    state: StateDep,
-    principal: PrincipalDep,
+    ctx: ApiDep,
     webhook: Annotated[
         str | None, Query(description="URL called (signed, v3) when the job completes or fails")
     ] = None,
 ) -> Response:
+    state = ctx.state
     settings = state.settings
     if webhook is not None:
         if body.enable_base64_output:
@@ -79,12 +78,12 @@ async def submit_lipsync(
             )
         await _check_webhook(state, webhook)
     limit = settings.max_active_jobs_per_key
-    active = await state.store.count_active(principal.owner)
+    active = await state.store.count_active(ctx.owner)
     if active >= limit:  # cheap early answer; create() below re-checks atomically
         return _too_many(state, active)
 
     created_at = state.clock.now()
-    base_url = base_url_of(request, settings)
+    base_url = ctx.base_url
     job_id = uuid.uuid4().hex
     try:
         inputs, download_ms = await resolve_inputs(state, job_id, body, base_url)
@@ -92,7 +91,7 @@ async def submit_lipsync(
         return error_response(400, str(exc))
     job = JobRecord(
         id=job_id,
-        owner=principal.owner,
+        owner=ctx.owner,
         base_url=base_url,
         options={name: getattr(body, name) for name in _OPTION_FIELDS},
         inputs=inputs,
@@ -123,21 +122,17 @@ async def submit_lipsync(
     return envelope_response(prediction)
 
 
-async def _poll(state: ServerState, request: Request, prediction_id: str, owner: str) -> Response:
-    job = await _owned(state, prediction_id, owner)
-    prediction: Prediction = await to_prediction(
-        job, state.links, base_url=base_url_of(request, state.settings)
-    )
+async def _poll(ctx: ApiContext, prediction_id: str) -> Response:
+    job = await _owned(ctx.state, prediction_id, ctx.owner)
+    prediction: Prediction = await to_prediction(job, ctx.state.links, base_url=ctx.base_url)
     return envelope_response(prediction)
 
 
 @router.get(
     RESULT, response_model=PredictionResponse, responses={**NOT_FOUND, **RATE_LIMITED}, summary="Get a result"
 )
-async def get_result(
-    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
-    return await _poll(state, request, prediction_id, principal.owner)
+async def get_result(prediction_id: str, ctx: ApiDep) -> Response:
+    return await _poll(ctx, prediction_id)
 
 
 @router.get(
@@ -146,10 +141,8 @@ async def get_result(
     responses={**NOT_FOUND, **RATE_LIMITED},
     summary="Get a prediction (same as /result)",
 )
-async def get_prediction(
-    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
-    return await _poll(state, request, prediction_id, principal.owner)
+async def get_prediction(prediction_id: str, ctx: ApiDep) -> Response:
+    return await _poll(ctx, prediction_id)
 
 
 @router.post(
@@ -158,10 +151,9 @@ async def get_prediction(
     responses={**NOT_FOUND, 409: {"model": ErrorEnvelope, "description": "The prediction already ended"}},
     summary="Cancel a running prediction (extension: reported as failed, code 1405)",
 )
-async def cancel_prediction(
-    prediction_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
-    job = await _owned(state, prediction_id, principal.owner)
+async def cancel_prediction(prediction_id: str, ctx: ApiDep) -> Response:
+    state = ctx.state
+    job = await _owned(state, prediction_id, ctx.owner)
     if job.is_terminal:
         raise api_error(409, f"prediction already {job.status}")
     updated = await state.store.cancel(prediction_id, now=state.clock.now())
@@ -174,6 +166,4 @@ async def cancel_prediction(
     else:
         await state.runner.cancel(prediction_id)
         updated = await wait_terminal(state, prediction_id, CANCEL_WAIT_S) or updated
-    return envelope_response(
-        await to_prediction(updated, state.links, base_url=base_url_of(request, state.settings))
-    )
+    return envelope_response(await to_prediction(updated, state.links, base_url=ctx.base_url))

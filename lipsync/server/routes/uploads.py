@@ -26,7 +26,7 @@ from contracts import (
 )
 from lipsync.server.keys import InvalidKey, upload_key
 from lipsync.server.signing import UPLOAD_PREFIX
-from lipsync.server.state import PrincipalDep, StateDep, base_url_of
+from lipsync.server.state import ApiDep, server_of
 from lipsync.web import api_error, envelope_response, error_response
 
 __all__ = ["router", "storage_router"]
@@ -46,14 +46,13 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
     responses=_TOO_LARGE,
     summary="Get an upload ticket",
 )
-async def create_upload(
-    body: UploadTicketRequest, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
+async def create_upload(body: UploadTicketRequest, ctx: ApiDep) -> Response:
+    state = ctx.state
     limit = state.settings.max_input_bytes
     if body.size > limit:
         raise api_error(413, f"Invalid parameter 'size': larger than the {limit} byte upload limit")
-    key = upload_key(principal.owner, body.filename)
-    base_url = base_url_of(request, state.settings)
+    key = upload_key(ctx.owner, body.filename)
+    base_url = ctx.base_url
     expires = int(state.clock.now()) + state.settings.upload_ttl_s
     max_bytes = body.size if body.size > 0 else limit
     headers = {"Content-Type": body.content_type} if body.content_type else {}
@@ -75,11 +74,10 @@ async def create_upload(
     response_model=BinaryUploadResponse,
     summary="Upload a file (legacy multipart, field 'file')",
 )
-async def upload_binary(
-    file: Annotated[UploadFile, File()], request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
+async def upload_binary(file: Annotated[UploadFile, File()], ctx: ApiDep) -> Response:
+    state = ctx.state
     filename = file.filename or "upload"
-    key = upload_key(principal.owner, filename)
+    key = upload_key(ctx.owner, filename)
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await file.read(_CHUNK):
@@ -92,7 +90,7 @@ async def upload_binary(
         return error_response(413, f"Upload larger than the {limit} byte limit")
     result = BinaryUploadResult(
         type=media_type_of(file.content_type),
-        download_url=state.links.download(base_url_of(request, state.settings), key),
+        download_url=state.links.download(ctx.base_url, key),
         filename=filename,
         size=size,
     )
@@ -103,11 +101,11 @@ async def upload_binary(
 async def put_upload(
     key: str,
     request: Request,
-    state: StateDep,
     expires: Annotated[int, Query()],
     max_bytes: Annotated[int, Query(alias="max", ge=0)],
     sig: Annotated[str, Query()],
 ) -> Response:
+    state = server_of(request)
     if not state.signer.check_upload(key, expires, max_bytes, sig, now=state.clock.now()):
         return error_response(403, "Upload URL is invalid or has expired")
     try:
