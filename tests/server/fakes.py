@@ -126,7 +126,9 @@ class _TimedEngine(FakeEngine):
         super().__init__()
         self.seconds = seconds
 
-    def run(self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **options: Any) -> None:
+    def run(
+        self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **options: Any
+    ) -> None:
         deadline = time.monotonic() + self.seconds
         while (left := deadline - time.monotonic()) > 0:
             if progress is not None:
