@@ -19,7 +19,6 @@ their own keys. A lock whose holder died is broken after ``lock_ttl_s``. Entries
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import random
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
-from lipsync.server.modal_backends.handles import DictHandle
+from lipsync.server.modal_backends.handles import DictHandle, in_thread
 from lipsync.server.transitions import apply_cancel, apply_claim, apply_expiry, apply_finish
 
 __all__ = ["ActiveJob", "DictJobStore", "DictLock", "StoreBusy"]
@@ -133,7 +132,7 @@ def _unpack(entry: Any) -> ActiveJob:
 
 
 class DictJobStore:
-    """The job store of a Modal deployment (see the module docstring). Dict calls run in worker threads.
+    """The job store of a Modal deployment (see the module docstring). Dict calls run on the Modal I/O threads.
 
     ``on_cancel_queued(call_id)`` is called when a queued job with a FunctionCall is cancelled, so that
     call can be dropped before it takes a GPU (the runner is only told about running jobs).
@@ -216,7 +215,7 @@ class DictJobStore:
 
     @staticmethod
     async def _run(fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        return await in_thread(fn, *args)
 
     # ---- JobStore -------------------------------------------------------------------------------------
 

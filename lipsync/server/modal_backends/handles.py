@@ -1,15 +1,18 @@
 """The parts of Modal the backends use, as small protocols, and the bundle ``modal_app.py`` hands over.
 
 Only blocking methods of ``modal.Dict``, ``modal.Volume`` and ``modal.FunctionCall`` are used, always from a
-worker thread (``asyncio.to_thread``), so an in-memory fake with the same methods and the same semantics
+worker thread (:func:`in_thread`), so an in-memory fake with the same methods and the same semantics
 (``tests/modal/fakes.py``) can stand in for each of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from lipsync.server.interfaces import Clock, Engine, Fetcher, SystemClock, WebhookSender
 from lipsync.server.settings import ServerSettings
@@ -22,7 +25,19 @@ __all__ = [
     "ModalTuning",
     "Spawner",
     "VolumeHandle",
+    "in_thread",
 ]
+
+T = TypeVar("T")
+
+#: Blocking Modal calls run here, not in asyncio's default executor, which has min(32, CPUs + 4) threads:
+#: an API container with one CPU and 100 concurrent requests would queue its Dict round trips behind 5.
+_MODAL_IO = ThreadPoolExecutor(max_workers=64, thread_name_prefix="modal-io")
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the Modal I/O threads."""
+    return await asyncio.get_running_loop().run_in_executor(_MODAL_IO, functools.partial(fn, *args))
 
 
 class DictHandle(Protocol):

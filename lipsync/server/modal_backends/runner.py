@@ -29,7 +29,7 @@ from contracts import TaskErrorCode
 from lipsync.server.interfaces import JobRecord, RunnerContext
 from lipsync.server.modal_backends.calls import CallOutcome, lookup_outcome
 from lipsync.server.modal_backends.dict_store import ActiveJob, DictJobStore
-from lipsync.server.modal_backends.handles import CallLookup, ModalTuning, Spawner
+from lipsync.server.modal_backends.handles import CallLookup, ModalTuning, Spawner, in_thread
 from lipsync.server.transitions import CANCELLED_MESSAGE
 
 __all__ = ["ModalRunner"]
@@ -113,11 +113,11 @@ class ModalRunner:
         if entry is None or entry.job.status != "created":
             return None
         if entry.call_id is not None:
-            outcome = await asyncio.to_thread(lookup_outcome, self.lookup, entry.call_id)
+            outcome = await in_thread(lookup_outcome, self.lookup, entry.call_id)
             if outcome.state == "pending":  # Modal runs (or retries) it: it will claim the job itself
                 return entry.call_id
         try:
-            call_id = await asyncio.to_thread(self.spawn, job_id)
+            call_id = await in_thread(self.spawn, job_id)
         except Exception:  # the job stays queued; the reconciler spawns again
             log.exception("could not spawn a GPU call for job %s", job_id)
             return None
@@ -155,7 +155,7 @@ class ModalRunner:
             if job.status == "created" and context.clock.now() - job.created_at > self.tuning.reconcile_s:
                 await self.dispatch(job.id)  # its spawn failed (or was lost): try again
             return None
-        outcome = await asyncio.to_thread(lookup_outcome, self.lookup, item.call_id)
+        outcome = await in_thread(lookup_outcome, self.lookup, item.call_id)
         if not outcome.ended:
             return None
         if job.status == "created" and self._respawn(item, outcome):
@@ -204,6 +204,6 @@ class ModalRunner:
         )
         call_id = entry.call_id
         try:
-            await asyncio.to_thread(lambda: self.lookup(call_id).cancel(terminate_containers=True))
+            await in_thread(lambda: self.lookup(call_id).cancel(terminate_containers=True))
         except Exception:
             log.exception("could not cancel FunctionCall %s", call_id)

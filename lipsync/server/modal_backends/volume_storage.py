@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from lipsync.server.local_storage import LocalStorage
-from lipsync.server.modal_backends.handles import VolumeHandle
+from lipsync.server.modal_backends.handles import VolumeHandle, in_thread
 
 __all__ = ["VolumeGate", "VolumeStorage"]
 
@@ -85,7 +85,7 @@ class VolumeStorage:
 
     async def commit(self) -> None:
         async with self.gate.exclusive():
-            await asyncio.to_thread(self.volume.commit)
+            await in_thread(self.volume.commit)
 
     async def _present(self, key: str) -> bool:
         """Whether *key* exists here, reloading once if it does not (it may have been committed elsewhere)."""
@@ -94,7 +94,7 @@ class VolumeStorage:
         async with self.gate.exclusive():
             if await self.files.size(key) is not None:  # another request's reload brought it meanwhile
                 return True
-            await asyncio.to_thread(self.volume.reload)
+            await in_thread(self.volume.reload)
         return await self.files.size(key) is not None
 
     async def _require(self, key: str) -> None:
