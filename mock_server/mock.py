@@ -252,10 +252,11 @@ class WavespeedMock:
                     headers["Retry-After"] = str(job.scenario.retry_after)
                 raise MockError(status, _HTTP_ERROR_TEXT.get(status, "Server error"), headers)
             job.polls += 1
-            cached = job.final_json
-            if cached is not None:
-                return cached, job.scenario
-            pred = self._observe(job, self.clock.now())
+            if job.final_json is None:
+                pred = self._observe(job, self.clock.now())
+            # An ended job (including one that ended just now) answers its JSON, serialised once.
+            if job.final_json is not None:
+                return job.final_json, job.scenario
         return pred, job.scenario
 
     def cancel(self, prediction_id: str) -> Prediction:
