@@ -1,9 +1,170 @@
-"""`lipsync run`."""
+"""`lipsync run VIDEO AUDIO -o OUT.mp4`: lip-sync a local video to a local audio file."""
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lipsync.pipeline import ProgressEvent
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the `run` command to *app*. (Filled in by the issue that owns it.)"""
+    """Attach the `run` command to *app*."""
+    app.command("run", no_args_is_help=True)(run)
+
+
+def run(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output MP4 (H.264 + AAC).")],
+    video: Annotated[Path | None, typer.Argument(help="Input video (any common container/codec).")] = None,
+    audio: Annotated[
+        Path | None, typer.Argument(help="Input audio (or a video whose sound track to use).")
+    ] = None,
+    video_opt: Annotated[Path | None, typer.Option("--video", help="Input video (instead of VIDEO).")] = None,
+    audio_opt: Annotated[Path | None, typer.Option("--audio", help="Input audio (instead of AUDIO).")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="DDIM denoising steps.")] = 20,
+    guidance: Annotated[
+        float, typer.Option("--guidance", help="Classifier-free guidance scale (1 = off).")
+    ] = 1.5,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1247,
+    version: Annotated[
+        str, typer.Option("--version", help="LatentSync checkpoint: 1.6 (512 px) or 1.5.")
+    ] = "1.6",
+    loop_mode: Annotated[
+        str, typer.Option("--loop-mode", help="Length mismatch: pingpong | loop | cut_off | silence.")
+    ] = "pingpong",
+    on_no_face: Annotated[
+        str, typer.Option("--on-no-face", help="Frames without a face: passthrough | fail.")
+    ] = "passthrough",
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")] = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto | fp32 | fp16 | bf16.")] = "auto",
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option("--weights-dir", help="Weights root (default: $LIPSYNC_WEIGHTS_DIR or the user cache)."),
+    ] = None,
+    face_detector: Annotated[
+        str, typer.Option("--face-detector", help="insightface (reference) | mediapipe (bundled, offline).")
+    ] = "insightface",
+    deep_cache: Annotated[
+        bool,
+        typer.Option(
+            "--deep-cache/--no-deep-cache", help="Reference DeepCache schedule (faster, approximate)."
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Lip-sync VIDEO to AUDIO and write OUT.mp4 (25 fps, the video's resolution, the audio's length).
+
+    Exit codes: 0 ok, 2 bad input/option, 3 unusable media, 4 no face, 5 no weights, 6 engine, 130 cancelled.
+    Errors print one line: "error: TYPE: MESSAGE".
+    """
+    from lipsync.errors import LipsyncError
+
+    try:
+        video_path = _one_of(video, video_opt, "video")
+        audio_path = _one_of(audio, audio_opt, "audio")
+        from lipsync.pipeline import LipSync
+
+        engine = LipSync(
+            weights_dir,
+            version=version,
+            device=device,
+            dtype=dtype,
+            face_detector=face_detector,
+        )
+        with engine, _ProgressBar(enabled=not quiet) as bar:
+            result = engine.run(
+                video_path,
+                audio_path,
+                output,
+                seed=seed,
+                guidance_scale=guidance,
+                inference_steps=steps,
+                loop_mode=loop_mode,  # type: ignore[arg-type]  # RunOptions validates it
+                on_no_face=on_no_face,  # type: ignore[arg-type]
+                deep_cache=deep_cache,
+                progress=bar.update,
+            )
+    except LipsyncError as exc:
+        typer.echo(f"error: {exc.error_type}: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("error: cancelled: interrupted", err=True)
+        raise typer.Exit(130) from None
+    note = (
+        f"; {result.frames_without_face} frames without a face copied unchanged"
+        if result.frames_without_face
+        else ""
+    )
+    typer.echo(
+        f"wrote {result.out} ({result.frames} frames, {result.duration_s:.2f} s) in {result.wall_s:.1f} s{note}"
+    )
+
+
+def _one_of(positional: Path | None, option: Path | None, name: str) -> Path:
+    from lipsync.errors import InputError
+
+    if positional is not None and option is not None:
+        raise InputError(f"give the {name} once: either as an argument or with --{name}", field=name)
+    path = positional if positional is not None else option
+    if path is None:
+        raise InputError(f"missing the {name} input (argument or --{name})", field=name)
+    return path
+
+
+class _ProgressBar:
+    """A rich progress bar (stage, frames, ETA) on stderr; silent when disabled or not a terminal."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress = None
+        self._task = None
+        self._last = 0.0
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.fields[stage]:<10}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("frames"),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("lipsync", total=None, stage="starting")
+        return self
+
+    def update(self, event: ProgressEvent) -> None:
+        if self._progress is None or self._task is None:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and event.frames_done < event.frames_total:
+            return  # rich redraws ~10x/s anyway; skip the bookkeeping in between
+        self._last = now
+        # The bar counts frames; the fraction includes the denoising progress of the current chunk so the
+        # ETA moves during the long diffusion stage.
+        total = max(event.frames_total, 1)
+        self._progress.update(self._task, total=total, completed=event.fraction * total, stage=event.stage)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -182,39 +182,35 @@ class OutputInfo:
     audio_duration_s: float
 
 
-def inspect_output(path: Path) -> tuple[OutputInfo, list[np.ndarray]]:
-    """Decode the whole output (it plays), with its stream facts."""
-    frames: list[np.ndarray] = []
-    audio_samples = 0
-    audio_rate = 0
+def output_info(path: Path) -> OutputInfo:
+    """Decode the whole output (proving it plays) without keeping frames, and report its stream facts."""
     with av.open(str(path)) as container:
         v = container.streams.video[0]
-        a = container.streams.audio[0] if container.streams.audio else None
-        for frame in container.decode(v):
-            frames.append(frame.to_ndarray(format="rgb24"))
-        info_v = (
-            v.codec_context.width,
-            v.codec_context.height,
-            float(v.average_rate or 0),
-            v.codec_context.name,
-        )
-    if a is not None:
+        v.thread_type = "AUTO"
+        frames = sum(1 for _ in container.decode(v))
+        width, height = v.codec_context.width, v.codec_context.height
+        fps, codec = float(v.average_rate or 0), v.codec_context.name
+        audio_codec = container.streams.audio[0].codec_context.name if container.streams.audio else None
+    samples = rate = 0
+    if audio_codec is not None:
         with av.open(str(path)) as container:
             for af in container.decode(container.streams.audio[0]):
-                audio_samples += af.samples
-                audio_rate = af.sample_rate
-    return (
-        OutputInfo(
-            width=info_v[0],
-            height=info_v[1],
-            fps=info_v[2],
-            frames=len(frames),
-            video_codec=info_v[3],
-            audio_codec=None if a is None else a.codec_context.name,
-            audio_duration_s=audio_samples / audio_rate if audio_rate else 0.0,
-        ),
-        frames,
+                samples += af.samples
+                rate = af.sample_rate
+    return OutputInfo(
+        width=width,
+        height=height,
+        fps=fps,
+        frames=frames,
+        video_codec=codec,
+        audio_codec=audio_codec,
+        audio_duration_s=samples / rate if rate else 0.0,
     )
+
+
+def inspect_output(path: Path) -> tuple[OutputInfo, list[np.ndarray]]:
+    """Stream facts and all decoded frames (short outputs only: frames are kept in memory)."""
+    return output_info(path), list(decode_frames(path))
 
 
 def face_region(
