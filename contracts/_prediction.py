@@ -7,7 +7,7 @@ Unknown fields from the real service (``executionTime``, ``input``) are kept (``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -19,7 +19,8 @@ __all__ = ["Prediction", "PredictionUrls", "Timings"]
 class _OmitNone(BaseModel):
     """Drops the fields named in ``_omit_if_none`` from the output when they are None."""
 
-    _omit_if_none: frozenset[str] = frozenset()
+    # ClassVar, not a pydantic private attribute: private attributes are copied into every instance.
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset()
 
     @model_serializer(mode="wrap")
     def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -41,7 +42,7 @@ class Timings(_OmitNone):
     """``inference`` is WaveSpeed's (milliseconds). The rest are our extensions, also in milliseconds."""
 
     model_config = ConfigDict(extra="allow")
-    _omit_if_none = frozenset({"queue", "download", "preprocess", "total"})
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"queue", "download", "preprocess", "total"})
 
     inference: int = Field(default=0, ge=0)
     queue: int | None = Field(default=None, ge=0, description="Extension: time waiting for a worker")
@@ -54,7 +55,7 @@ class Prediction(_OmitNone):
     """``data`` of a submit/result response, and the bare body of a webhook callback."""
 
     model_config = ConfigDict(extra="allow")
-    _omit_if_none = frozenset({"code", "progress"})
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"code", "progress"})
 
     id: str
     model: str = MODEL_ID
