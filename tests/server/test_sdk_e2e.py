@@ -84,19 +84,26 @@ class Served:
 
 
 def start_serve(
-    data_dir: Path, *extra: str, engine: str = "tests.server.fakes:ok_engine", api_keys: str | None = API_KEY
+    data_dir: Path,
+    *extra: str,
+    engine: str = "tests.server.fakes:ok_engine",
+    api_keys: str | None = API_KEY,
+    extra_env: dict[str, str] | None = None,
 ) -> Served:
+    """``lipsync serve`` on a free loopback port (*engine*: LIPSYNC_ENGINE_FACTORY; "" = the real one)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSYNC_")}
     if api_keys is not None:
         env["LIPSYNC_API_KEYS"] = api_keys
     env |= {
         "PYTHONPATH": str(REPO_ROOT),
         "PYTHONUNBUFFERED": "1",
-        "LIPSYNC_ENGINE_FACTORY": engine,
         "LIPSYNC_DEVICES": "cpu",
         "LIPSYNC_FETCH_ALLOW": "127.0.0.1",
         "LIPSYNC_HEARTBEAT_S": "0.2",
     }
+    if engine:
+        env["LIPSYNC_ENGINE_FACTORY"] = engine
+    env |= extra_env or {}
     stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
     stderr = open(stderr_path, "w")  # noqa: SIM115 - closed by stop()
     process = subprocess.Popen(
