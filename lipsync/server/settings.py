@@ -71,7 +71,9 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Hosts, IPs or CIDRs the fetcher may reach although they are private/loopback (dev only)",
     )
-    fetch_timeout_s: float = Field(default=60.0, gt=0, description="Time cap for one input download")
+    fetch_timeout_s: float = Field(
+        default=45.0, gt=0, description="Time cap for one input download (the SDK waits 60 s for a submit)"
+    )
     max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per input URL")
     check_media: bool = Field(default=True, description="Probe inputs with PyAV before queueing")
