@@ -151,12 +151,29 @@ async def resolve_inputs(
     """Storage keys of both inputs and the milliseconds it took; raises InputProblem."""
     started = time.monotonic()
     scratch = _Scratch()
+    refs: tuple[tuple[MediaField, str], ...] = (("video", request.video), ("audio", request.audio))
+    now = state.clock.now()
+    remote = [
+        ref[:5].lower() != "data:" and state.signer.parse_download_url(ref, now=now) is None
+        for _, ref in refs
+    ]
+    results: list[tuple[str, bool] | BaseException] = []
     try:
-        results = await asyncio.gather(
-            _resolve_one(state, job_id, "video", request.video, base_url, scratch),
-            _resolve_one(state, job_id, "audio", request.audio, base_url, scratch),
-            return_exceptions=True,
-        )
+        if all(remote):  # two downloads: in parallel
+            results = list(
+                await asyncio.gather(
+                    *(_resolve_one(state, job_id, field, ref, base_url, scratch) for field, ref in refs),
+                    return_exceptions=True,
+                )
+            )
+        else:
+            # Local work only (uploads, data URIs) or one download: in turn. A gather would hand each
+            # part back to the event loop and wait a full round of every other request in between.
+            for field, ref in refs:
+                try:
+                    results.append(await _resolve_one(state, job_id, field, ref, base_url, scratch))
+                except Exception as exc:
+                    results.append(exc)
     finally:
         if scratch.used:
             await asyncio.to_thread(scratch.cleanup)
@@ -167,7 +184,7 @@ async def resolve_inputs(
         problem = next((f for f in failures if isinstance(f, InputProblem)), failures[0])
         raise problem
     keys: dict[str, str] = {}
-    for field, result in zip(("video", "audio"), results, strict=True):
+    for (field, _ref), result in zip(refs, results, strict=True):
         assert isinstance(result, tuple)
         keys[field] = result[0]
     return keys, round((time.monotonic() - started) * 1000)

@@ -15,6 +15,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -148,8 +149,11 @@ class SQLiteJobStore:
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = self._connect(busy_timeout_ms)
-        self._writer.executescript(_SCHEMA)
+        self._busy_timeout_s = busy_timeout_ms / 1000
+        # The writer waits for other processes' write locks itself (see _write), in finer steps than
+        # SQLite's own busy handler, whose sleeps grow to 100 ms and dominate a loaded server's latency.
+        self._writer = self._connect(0)
+        self._retry_busy(lambda: self._writer.executescript(_SCHEMA))
         self._reader = self._connect(busy_timeout_ms)
         self._read_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
@@ -165,9 +169,25 @@ class SQLiteJobStore:
     # -- plumbing ------------------------------------------------------------------------------------
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run *fn* with the writer connection on the writer thread."""
+        """Run *fn* with the writer connection on the writer thread (retried while the database is locked)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, self._writer)
+        return await loop.run_in_executor(self._pool, self._retry_busy, lambda: fn(self._writer))
+
+    def _retry_busy(self, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self._busy_timeout_s
+        pause = 0.0002
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.005)
 
     @staticmethod
     @contextmanager
