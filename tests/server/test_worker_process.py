@@ -134,3 +134,17 @@ def test_a_second_server_cannot_share_the_data_dir(tmp_path: Path) -> None:
         process_app(settings, GatedEngineFactory(tmp_path)),
     ):
         pass
+
+
+def test_cancel_reaches_a_job_running_in_a_worker_process(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    with process_app(settings_for(tmp_path), GatedEngineFactory(gate)) as (client, _runner):
+        job_id = submit(client)
+        wait_file("started-*", gate)
+        r = client.post(f"/api/v3/predictions/{job_id}/cancel", headers=AUTH)
+        data = r.json()["data"]
+        assert r.status_code == 200 and (data["status"], data["code"]) == ("failed", 1405), data
+        # The worker is free again: the next job runs (and is released at once).
+        (gate / "release").touch()
+        assert wait_for(client, submit(client), {"completed"})["status"] == "completed"

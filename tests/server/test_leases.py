@@ -1,0 +1,49 @@
+"""Leases and time limits with the in-process runner: no job stays processing forever."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+from lipsync.server.interfaces import JobRecord
+from tests.server.conftest import Harness
+from tests.server.fakes import FakeEngine
+
+
+def test_a_job_whose_worker_vanished_is_requeued_and_run(harness_factory: Callable[..., Harness]) -> None:
+    h = harness_factory(lease_s=0.4)
+    owner = h.app.state.server.keyring.authenticate("test-key").owner
+    inputs = h.submit({"enable_sync_mode": True}).json()["data"]  # a finished job: reuse its stored inputs
+    stored = asyncio.run(h.store.get(inputs["id"]))
+    assert stored is not None
+    ghost = JobRecord(
+        id="ghost-job",
+        owner=owner,
+        base_url="http://testserver",
+        options={},
+        inputs=stored.inputs,
+        created_at=time.time(),
+    )
+
+    async def plant() -> None:  # a job claimed by a worker that then disappeared without a trace
+        await h.store.create(ghost)
+        claimed = await h.store.claim("vanished-worker", now=time.time(), lease_s=0.3)
+        assert claimed is not None and claimed.id == "ghost-job"
+
+    asyncio.run(plant())
+    data = h.wait_status("ghost-job", {"completed", "failed"})
+    assert data["status"] == "completed"
+    final = asyncio.run(h.store.get("ghost-job"))
+    assert final is not None and final.attempts == 2 and final.worker_id != "vanished-worker"
+
+
+def test_a_job_running_past_the_time_limit_fails_with_5004(harness_factory: Callable[..., Harness]) -> None:
+    gate = threading.Event()  # never opened: the engine would run forever, reporting progress
+    h = harness_factory(FakeEngine(gate=gate), job_timeout_s=0.3)
+    job_id = h.submit().json()["data"]["id"]
+    data = h.wait_status(job_id, {"completed", "failed"})
+    assert (data["status"], data["code"]) == ("failed", 5004)
+    assert data["error"] == "timeout: the job ran longer than 0.3 s"
+    gate.set()
