@@ -29,13 +29,15 @@ from tests.server.test_sdk_e2e import API_KEY, LIPSYNC, Served, start_serve, sto
 
 pytestmark = pytest.mark.slow
 
+AUDIO_S = 0.3
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     media = require_path(MEDIA_DIR)
     root = tmp_path_factory.mktemp("tiny-site")
-    face_clip(media, root / "face.mp4", frames=12)
-    speech(media, root / "speech.wav", 0.6)
+    face_clip(media, root / "face.mp4", frames=6)
+    speech(media, root / "speech.wav", AUDIO_S)  # longer than the 6-frame video: it ping-pongs
     with ServerThread(Starlette(routes=[Mount("/", StaticFiles(directory=root))])) as server:
         yield server.base_url
 
@@ -81,7 +83,7 @@ def test_sdk_run_with_the_tiny_engine_returns_a_playable_mp4(tiny_server: Served
         kinds = {s.type for s in container.streams}
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert {"video", "audio"} <= kinds
-    assert len(frames) == 15  # output length follows the audio: 0.6 s at 25 fps
+    assert abs(len(frames) - AUDIO_S * 25) <= 1  # the output follows the audio (25 fps)
     assert frames[0].shape == (640, 480, 3)
     envelope = client.get_result(url.split("/outputs/")[1].split("/")[0])
     data = envelope["data"]
