@@ -27,6 +27,7 @@ from lipsync.pipeline.inputs import CheckedInputs, check_inputs
 from lipsync.pipeline.options import OnNoFace, RunOptions
 from lipsync.pipeline.progress import ProgressCallback, ProgressEvent, StageTimer
 from lipsync.pipeline.stages import (
+    AudioWindows,
     FaceTrack,
     decode_faces,
     denoise,
@@ -332,11 +333,11 @@ class Job:
 
     # -- stages ----------------------------------------------------------------------------------------------
 
-    def audio_windows(self) -> torch.Tensor:
-        """Whisper windows ``(N, 50, C)`` for every output frame."""
+    def audio_windows(self) -> AudioWindows:
+        """Whisper windows for every output frame: ``windows[frame_indices]`` -> ``(k, 50, C)`` (cut on demand)."""
         encoder = self.models.audio_encoder
         with self.timer("audio"), engine_errors("audio encoding"):
-            return encoder.frame_windows(encoder.features(self.waveform), self.timeline.num_frames)
+            return AudioWindows(encoder.features(self.waveform), self.timeline.num_frames)
 
     def decode(self, source: FrameSource, chunk: Chunk) -> tuple[list[int], list[np.ndarray]]:
         """The source frames shown in *chunk*, and their indices on the 25-fps source timeline."""
@@ -356,7 +357,7 @@ class Job:
         chunk: Chunk,
         frames: list[np.ndarray],
         aligned: list[AlignedFace | None],
-        windows: torch.Tensor,
+        windows: AudioWindows,
         init_noise: torch.Tensor,
         generator: torch.Generator,
     ) -> list[np.ndarray]:

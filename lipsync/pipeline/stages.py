@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lipsync.engine.audio import AUDIO_FEAT_LENGTH, FEATURE_RATE
 from lipsync.engine.sampler import SamplerConfig, StepCallback, sample_chunk
 from lipsync.engine.unet import LatentSyncUNet
 from lipsync.engine.vae import VAE
@@ -32,6 +33,7 @@ from lipsync.pipeline.progress import StageTimer
 from lipsync.pipeline.timeline import FPS
 
 __all__ = [
+    "AudioWindows",
     "ChunkLatents",
     "FaceTrack",
     "decode_faces",
@@ -130,6 +132,45 @@ class FaceTrack:
                 resolution=r,
                 frame_hw=(int(frame.shape[0]), int(frame.shape[1])),
             )
+
+
+# --- audio ---------------------------------------------------------------------------------------------------
+
+
+class AudioWindows:
+    """The per-output-frame Whisper windows, cut on demand from the whole-file features.
+
+    ``windows[indices]`` equals ``lipsync.engine.audio.frame_windows(features, num_frames)[indices]``
+    (``(k, 10*S, C)``: rows ``2i-4 .. 2i+5`` clamped to the file, time-major / layer-minor), but nothing is
+    materialised for the whole output: the full table is 5x the size of the features (77 kB per output frame
+    for Whisper tiny), so a long video would hold it for nothing; a chunk needs 16 rows at a time.
+    """
+
+    def __init__(self, features: torch.Tensor, num_frames: int, fps: float = FPS) -> None:
+        if features.ndim != 3 or features.shape[0] == 0:
+            raise ValueError(f"expected features of shape (L > 0, layers, C), got {tuple(features.shape)}")
+        self.features = features
+        self.num_frames = int(num_frames)
+        self.fps = fps
+        self._offsets = torch.arange(
+            -2 * AUDIO_FEAT_LENGTH[0], 2 * (AUDIO_FEAT_LENGTH[1] + 1), dtype=torch.int64
+        )
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, index: int | slice | Sequence[int]) -> torch.Tensor:
+        if isinstance(index, int):
+            return self[[index]][0]
+        frames = list(range(self.num_frames))[index] if isinstance(index, slice) else list(index)
+        if any(not 0 <= i < self.num_frames for i in frames):
+            raise IndexError(f"audio window index outside 0..{self.num_frames - 1}: {frames}")
+        # int(i * 50 / fps) in float64, as the reference computes it in Python floats.
+        centres = torch.floor(torch.tensor(frames, dtype=torch.float64) * FEATURE_RATE / self.fps).to(
+            torch.int64
+        )
+        rows = (centres[:, None] + self._offsets[None, :]).clamp_(0, self.features.shape[0] - 1)
+        return self.features[rows.to(self.features.device)].reshape(len(frames), -1, self.features.shape[-1])
 
 
 # --- model stages --------------------------------------------------------------------------------------------

@@ -68,3 +68,26 @@ def test_fail_mode_names_the_frame(frames: list[np.ndarray], mediapipe_detector)
     with pytest.raises(NoFaceDetected) as err:
         track.align(frames, list(range(8)))
     assert err.value.frame_index == 3 and err.value.timestamp_s == pytest.approx(0.12)
+
+
+@pytest.mark.parametrize(
+    ("length", "num_frames"), [(1, 3), (12, 8), (25, 14), (40, 22), (500, 252), (40, 30)]
+)
+def test_audio_windows_equal_the_engines_full_table(length: int, num_frames: int) -> None:
+    import torch
+
+    from lipsync.engine.audio import frame_windows
+    from lipsync.pipeline.stages import AudioWindows
+
+    features = torch.randn(length, 5, 7)
+    full = frame_windows(features, num_frames)
+    lazy = AudioWindows(features, num_frames)
+    assert len(lazy) == num_frames
+    for start in range(0, num_frames, 16):
+        chunk = list(range(start, min(start + 16, num_frames)))
+        assert torch.equal(lazy[chunk], full[chunk])
+    picks = [num_frames // 2, 0, num_frames - 1]  # any order, as a chunk with faceless frames asks
+    assert torch.equal(lazy[picks], full[picks])
+    assert torch.equal(lazy[1:3], full[1:3]) and torch.equal(lazy[0], full[0])
+    with pytest.raises(IndexError):
+        lazy[[num_frames]]
