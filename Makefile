@@ -19,8 +19,24 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+WEIGHTS ?= $(CURDIR)/weights
+DATA    ?= $(CURDIR)/data
+
+# The main job on embedded defaults: SQLite + local files under $(DATA), official weights under $(WEIGHTS)
+# (downloaded on first run). Where the Hugging Face hub cannot be reached, it says so and falls back to tiny
+# RANDOM development weights with the bundled MediaPipe detector, so the API still works end to end
+# (outputs are then noise around the mouth, not lip-sync).
 serve: $(STAMP)
-	$(BIN)/lipsync serve --host $(HOST) --port $(PORT)
+	@if $(BIN)/lipsync weights verify --dir $(WEIGHTS) --face-models >/dev/null 2>&1; then \
+		echo "weights: official LatentSync 1.6 in $(WEIGHTS)"; DETECTOR=insightface; \
+	elif $(BIN)/lipsync weights download --dir $(WEIGHTS); then DETECTOR=insightface; \
+	else \
+		echo "!! hub unreachable: using TINY RANDOM development weights (outputs are not lip-synced)"; \
+		$(BIN)/lipsync weights verify --dir $(WEIGHTS)/tiny >/dev/null 2>&1 || $(BIN)/lipsync weights tiny $(WEIGHTS)/tiny; \
+		WEIGHTS_USED=$(WEIGHTS)/tiny; DETECTOR=mediapipe; \
+	fi; \
+	exec $(BIN)/lipsync serve --host $(HOST) --port $(PORT) --data-dir $(DATA) \
+		--weights-dir $${WEIGHTS_USED:-$(WEIGHTS)} --face-detector $$DETECTOR
 
 mock: $(STAMP)
 	$(BIN)/lipsync mock --host $(HOST) --port $(PORT)
