@@ -11,6 +11,7 @@ per-frame scalars (the alignment matrices) and the audio features grow with the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from lipsync.pipeline.stages import (
     mask_tensor,
     paste_faces,
 )
+from lipsync.pipeline.throughput import DEFAULT_PRESET, EngineTuning, PipelineKind, ThroughputOptions
 from lipsync.pipeline.timeline import FPS, LoopMode, Timeline, plan_timeline
 
 if TYPE_CHECKING:
@@ -97,6 +99,10 @@ class LipSync:
     ``models``: already loaded engine models (a server worker or a Modal container loads them once);
     ``detector``: an already built face detector. Without them both are loaded on the first :meth:`run`, after
     the inputs have been checked, so a bad file fails before seconds of weight loading.
+
+    Throughput (docs/throughput.md): ``pipeline`` "staged" (default; stages overlap on threads, same frames) or
+    "sequential"; ``chunk_batch`` chunks per U-Net call ("auto" or a number); ``compile`` torch.compile the
+    U-Net, warmed up in :meth:`load`; ``channels_last`` VAE in NHWC on CUDA; ``preset`` the x264 preset.
     """
 
     def __init__(
@@ -110,7 +116,22 @@ class LipSync:
         models: EngineModels | None = None,
         detector: FaceDetector | None = None,
         limits: MediaLimits | None = None,
+        pipeline: PipelineKind = "staged",
+        chunk_batch: int | Literal["auto"] = "auto",
+        compile: bool = False,
+        channels_last: bool = False,
+        preset: str = DEFAULT_PRESET,
     ) -> None:
+        #: Throughput settings (validated here, before anything loads) and the model tuning they imply.
+        self.tuning = EngineTuning(
+            ThroughputOptions(
+                pipeline=pipeline,
+                chunk_batch=chunk_batch,
+                compile=compile,
+                channels_last=channels_last,
+                preset=preset,
+            )
+        )
         version = str(version).strip().removeprefix("v")
         if version not in VERSIONS:
             raise InputError(
@@ -154,6 +175,7 @@ class LipSync:
                 self.face_detector, models_dir=layout.face_models_dir, device=self.models.device.type
             )
             self._owns_detector = True
+        self.tuning.warm_up(self.models)  # compile=True: compile the job shapes now, not inside a job
         return self
 
     def close(self) -> None:
@@ -212,7 +234,8 @@ class LipSync:
             with timer("load"):
                 self.load()
         assert self.models is not None and self.detector is not None
-        return Job(self.models, self.detector, inputs, options, timer=timer, progress=emit)
+        models = self.tuning.job_models(self.models)
+        return Job(models, self.detector, inputs, options, timer=timer, progress=emit)
 
     def run(
         self,
@@ -251,8 +274,14 @@ class LipSync:
         )
         out_path = Path(os.fspath(out))
         inputs = job.inputs
-        with VideoWriter(out_path, inputs.width, inputs.height, fps=FPS, audio=job.audio_track) as writer:
-            for frame in job.frames():
+        preset = self.tuning.options.preset
+        with (
+            VideoWriter(
+                out_path, inputs.width, inputs.height, fps=FPS, audio=job.audio_track, preset=preset
+            ) as writer,
+            contextlib.closing(self.tuning.frames(job)) as frames,  # stops the stage threads on any error
+        ):
+            for frame in frames:
                 with job.timer("encode"):
                     writer.write(frame)
             with job.timer("encode"):

@@ -1,0 +1,184 @@
+"""Throughput settings of a :class:`~lipsync.LipSync` and the engine preparation they imply.
+
+    LipSync(pipeline="staged", chunk_batch="auto", compile=False, channels_last=False, preset="veryfast")
+
+``pipeline``      ``"staged"`` (default): every stage on its own thread with bounded queues, so decoding, face
+                  alignment, paste-back and encoding overlap the model (:mod:`lipsync.pipeline.staged_job`);
+                  ``"sequential"``: one chunk at a time through every stage (``Job.frames``). Same frames.
+``chunk_batch``   16-frame chunks per U-Net call: ``"auto"`` (1 on CPU; on CUDA what fits in free memory, at
+                  most 4, :mod:`lipsync.pipeline.batching`) or a number. 1 is the reference's call pattern;
+                  more gives the same numbers up to float rounding.
+``compile``       ``torch.compile`` the U-Net and compile the job shapes when the models load (a warm-up
+                  that does not count against a job); opt-in: rounding-level differences.
+``channels_last`` the VAE's convolutions in NHWC (tensor cores on CUDA); opt-in: rounding-level differences.
+``preset``        the x264 preset of the output. ``"veryfast"`` (default) encodes 2-3x faster than x264's
+                  own default ``"medium"`` at the same CRF 18, i.e. the same visual quality for ~10 % more
+                  bytes (docs/media.md, docs/throughput.md); the encode is not part of the model's numerics.
+``queue_chunks``  chunks each queue of the staged pipeline holds (memory vs. slack; see docs/throughput.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+import numpy as np
+
+from lipsync.errors import InputError
+from lipsync.pipeline.batching import (
+    MAX_AUTO_CHUNK_BATCH,
+    ChunkBatch,
+    ChunkMemory,
+    batch_for_memory,
+    check_chunk_batch,
+    free_device_memory,
+    measure_chunk_memory,
+)
+
+if TYPE_CHECKING:
+    from lipsync.engine.unet import LatentSyncUNet
+    from lipsync.engine.weights import EngineModels
+    from lipsync.pipeline.lipsync import Job
+    from lipsync.pipeline.staged_job import StagedRun
+
+__all__ = ["DEFAULT_PRESET", "PIPELINES", "X264_PRESETS", "EngineTuning", "PipelineKind", "ThroughputOptions"]
+
+PipelineKind = Literal["staged", "sequential"]
+PIPELINES: tuple[PipelineKind, ...] = ("staged", "sequential")
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+#: Our output's x264 preset (the reference's ffmpeg uses x264's default, "medium"): same CRF, same quality.
+DEFAULT_PRESET = "veryfast"
+
+
+@dataclass(frozen=True)
+class ThroughputOptions:
+    """Validated throughput settings (see the module docstring)."""
+
+    pipeline: PipelineKind = "staged"
+    chunk_batch: ChunkBatch = "auto"
+    compile: bool = False
+    channels_last: bool = False
+    preset: str = DEFAULT_PRESET
+    queue_chunks: int = 1
+    max_auto_chunk_batch: int = MAX_AUTO_CHUNK_BATCH
+
+    def __post_init__(self) -> None:
+        if self.pipeline not in PIPELINES:
+            raise InputError(
+                f"pipeline must be one of {', '.join(PIPELINES)}; got {self.pipeline!r}", field="pipeline"
+            )
+        check_chunk_batch(self.chunk_batch)
+        for name in ("compile", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}", field=name)
+        if self.preset not in X264_PRESETS:
+            raise InputError(
+                f"preset must be an x264 preset ({', '.join(X264_PRESETS)}); got {self.preset!r}",
+                field="preset",
+            )
+        if isinstance(self.queue_chunks, bool) or not isinstance(self.queue_chunks, int):
+            raise InputError(
+                f"queue_chunks must be an integer, got {self.queue_chunks!r}", field="queue_chunks"
+            )
+        if not 1 <= self.queue_chunks <= 16:
+            raise InputError(f"queue_chunks must be in 1..16, got {self.queue_chunks}", field="queue_chunks")
+
+
+@dataclass
+class EngineTuning:
+    """What a :class:`~lipsync.LipSync` does to its models for speed, and how it runs a job's frames.
+
+    The loaded models are not changed (they may be shared), except with ``channels_last``, which re-lays out
+    the VAE's weights in place: :meth:`job_models` returns the models jobs run with (the same object, or a
+    copy whose U-Net is compiled). Keeps the measured chunk memory for ``chunk_batch="auto"``.
+    """
+
+    options: ThroughputOptions = field(default_factory=ThroughputOptions)
+    _memory: dict[tuple[object, ...], ChunkMemory] = field(default_factory=dict)
+    _job_models: dict[int, EngineModels] = field(default_factory=dict)
+    #: The StagedRun of the last staged job (its stats: batches, queue use, chunks in flight).
+    last_run: StagedRun | None = None
+
+    def job_models(self, models: EngineModels) -> EngineModels:
+        """*models* as jobs should run them: ``channels_last`` applied, the U-Net compiled if asked."""
+        tuned = self._job_models.get(id(models))
+        if tuned is not None and tuned.vae is models.vae:
+            return tuned
+        tuned = models
+        if self.options.channels_last and models.device.type == "cuda":
+            from lipsync.engine.compile import use_channels_last
+
+            use_channels_last(models.vae.model)
+        if self.options.compile:
+            from lipsync.engine.compile import compile_unet
+
+            tuned = replace(models, unet=cast("LatentSyncUNet", compile_unet(models.unet)))
+        self._job_models = {id(models): tuned}  # one models object per LipSync at a time
+        return tuned
+
+    def warm_up(
+        self, models: EngineModels, *, guidance_scale: float = 1.5, deep_cache: bool = False
+    ) -> dict[Any, float]:
+        """Compile the U-Net of ``job_models(models)`` for a job with these options (full 16-frame chunk
+        batches and a lone chunk), so that the job itself never compiles. Seconds per newly compiled shape;
+        {} without ``compile``."""
+        from lipsync.engine.compile import CompiledUNet, WarmupShape
+
+        tuned = self.job_models(models)
+        unet = tuned.unet
+        if not isinstance(unet, CompiledUNet):
+            return {}
+        cfg = 2 if guidance_scale > 1.0 else 1
+        k = self.chunk_batch(tuned, do_cfg=cfg == 2, deep_cache=deep_cache)
+        latent = tuned.unet_config.resolution // tuned.vae.downsample_factor
+        shapes = sorted(
+            {WarmupShape(cfg * b, 16, latent, deep_cache) for b in (k, 1)}, key=lambda s: -s.batch
+        )
+        return unet.warm_up(shapes)
+
+    def chunk_batch(self, models: EngineModels, *, do_cfg: bool, deep_cache: bool = False) -> int:
+        """The chunk batch for a job: the explicit setting, or ``auto`` (1 off CUDA, else from free memory)."""
+        setting = self.options.chunk_batch
+        if setting != "auto":
+            return int(setting)
+        if models.device.type != "cuda":
+            return 1
+        key = (id(models.vae), models.dtype, models.unet_config.resolution, do_cfg, deep_cache)
+        if key not in self._memory:
+            self._memory[key] = measure_chunk_memory(models, do_cfg=do_cfg, deep_cache=deep_cache)
+        memory = self._memory[key]
+        return batch_for_memory(
+            free_device_memory(models.device), memory, max_batch=self.options.max_auto_chunk_batch
+        )
+
+    def frames(self, job: Job) -> Generator[np.ndarray, None, None]:
+        """The job's output frames through the configured pipeline (a generator: close it when done). The job
+        should have been built with :meth:`job_models`."""
+        if self.options.pipeline == "sequential":
+            return cast("Generator[np.ndarray, None, None]", job.frames())  # a generator function
+        from lipsync.engine.compile import CompiledUNet
+        from lipsync.pipeline.staged_job import StagedConfig, StagedRun
+
+        models = job.models
+        k = self.chunk_batch(
+            models, do_cfg=job.options.do_classifier_free_guidance, deep_cache=job.options.deep_cache
+        )
+        config = StagedConfig(
+            chunk_batch=k,
+            queue_chunks=self.options.queue_chunks,
+            no_recompile=isinstance(models.unet, CompiledUNet),
+        )
+        self.last_run = StagedRun(job, config)
+        return self.last_run.frames()
