@@ -55,6 +55,12 @@ def run(
             "--deep-cache/--no-deep-cache", help="Reference DeepCache schedule (faster, approximate)."
         ),
     ] = False,
+    preset: Annotated[
+        str,
+        typer.Option(
+            "--preset", help="x264 preset of the output (same CRF 18 quality; slower = smaller file)."
+        ),
+    ] = "veryfast",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Lip-sync VIDEO to AUDIO and write OUT.mp4 (25 fps, the video's resolution, the audio's length).
@@ -75,6 +81,7 @@ def run(
             device=device,
             dtype=dtype,
             face_detector=face_detector,
+            preset=preset,
         )
         with engine, _ProgressBar(enabled=not quiet) as bar:
             result = engine.run(
