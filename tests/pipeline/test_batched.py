@@ -1,0 +1,74 @@
+"""Chunk batches: several chunks per U-Net call give the sequential loop's frames (up to float rounding),
+progress still advances step by step, and ``chunk_batch="auto"`` follows the memory it is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipsync import LipSync
+from lipsync.pipeline import ProgressEvent
+from lipsync.pipeline.batching import ChunkMemory, batch_for_memory
+from lipsync.pipeline.staged_job import StagedConfig, StagedRun
+from tests.pipeline.clips import face_clip, speech
+from tests.pipeline.test_staged import assert_all_ended, sequential_frames
+
+STEPS = {"inference_steps": 2, "guidance_scale": 1.0}
+MIB = 2**20
+
+
+@pytest.fixture
+def lipsync(tiny_models, mediapipe_detector) -> LipSync:  # type: ignore[no-untyped-def]
+    return LipSync(version="1.5", models=tiny_models, detector=mediapipe_detector)
+
+
+def test_two_chunks_in_one_unet_call_match_one_at_a_time(
+    lipsync: LipSync, media_dir: Path, tmp_path: Path
+) -> None:
+    # Ping-pong of 16 frames with faces in 0-3 and 14-15: chunks 0 and 1 both have 6 faces (one U-Net call
+    # for the two), chunk 2 has 2 (its own call).
+    video = face_clip(media_dir, tmp_path / "v16.mp4", frames=16, no_face=range(4, 14))
+    audio = speech(media_dir, tmp_path / "a13.wav", 1.3)
+    want, _ = sequential_frames(lipsync, video, audio, **STEPS)
+
+    events: list[ProgressEvent] = []
+    job = lipsync.prepare(video, audio, progress=events.append, **STEPS)
+    run = StagedRun(job, StagedConfig(chunk_batch=2, model_threads=1))
+    got = list(run.frames())
+    assert run.stats.unet_batches == [2, 1]
+    assert_all_ended(run.runner)
+
+    assert len(got) == len(want) == 34
+    worst = max(
+        int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) for a, b in zip(got, want, strict=True)
+    )
+    changed = sum(int((a != b).any(axis=-1).sum()) for a, b in zip(got, want, strict=True))
+    pixels = sum(a.shape[0] * a.shape[1] for a in want)
+    assert worst <= 1 and changed <= pixels * 1e-3, f"max diff {worst}, {changed} pixels changed"
+
+    # Progress over a batch advances by chunk-steps: the pair's two steps end at chunks 0 and 1.
+    diffuse = [(e.chunk, e.step) for e in events if e.stage == "diffuse"]
+    assert diffuse == [(0, 2), (1, 2), (2, 1), (2, 2)]
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions)
+
+
+def test_auto_batch_is_what_fits_after_the_reserve() -> None:
+    memory = ChunkMemory(unet=3000 * MIB, vae=800 * MIB, pixels=12 * MIB)
+    reserve = 1024 * MIB + 2 * memory.vae + 16 * memory.pixels
+
+    def free_for(chunks: float) -> int:
+        return int(reserve + chunks * memory.unet / 0.9)
+
+    assert batch_for_memory(free_for(0.5), memory) == 1  # never below one
+    assert batch_for_memory(free_for(2.5), memory) == 2
+    assert batch_for_memory(free_for(3.0) + MIB, memory) == 3
+    assert batch_for_memory(free_for(40), memory) == 4  # capped
+    assert batch_for_memory(free_for(40), memory, max_batch=8) == 8
+
+
+def test_auto_is_one_chunk_on_the_cpu_and_a_number_is_taken_as_given(tiny_models) -> None:  # type: ignore[no-untyped-def]
+    assert LipSync(version="1.5").tuning.chunk_batch(tiny_models, do_cfg=True) == 1
+    assert LipSync(version="1.5", chunk_batch=3).tuning.chunk_batch(tiny_models, do_cfg=True) == 3
