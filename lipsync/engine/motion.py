@@ -97,8 +97,10 @@ class TemporalTransformer(nn.Module):
         b, c, f, h, w = x.shape
         # GroupNorm per frame (the reference runs it on the (b f) c h w layout).
         hs = self.norm(frames_to_batch(x))
-        # (b f) c h w -> (b h w) f c: one sequence of f frames per pixel.
-        hs = hs.view(b, f, c, h * w).permute(0, 3, 1, 2).reshape(b * h * w, f, c)
+        # (b f) c h w -> (b h w) f c: one sequence of f frames per pixel. Explicitly contiguous: for b = 1 a
+        # reshape would return a strided view, and Linear on that falls back to a batched matmul (bmm with
+        # the weight broadcast over h·w sequences), which is several times slower on CPU.
+        hs = hs.view(b, f, c, h * w).permute(0, 3, 1, 2).contiguous().view(b * h * w, f, c)
         hs = self.proj_in(hs)
         for block in self.transformer_blocks:
             hs = block(hs)
