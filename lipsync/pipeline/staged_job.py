@@ -60,7 +60,9 @@ _BEFORE_DIFFUSION = frozenset({"decode", "detect", "align", "vae_encode"})
 class StagedConfig:
     """``chunk_batch``: chunks per U-Net call; ``queue_chunks``: chunks each queue holds; ``cpu_threads``:
     torch intra-op threads of the CPU stages; ``model_threads``: of the model stages (None: 1 on CUDA, where
-    they only launch kernels, else the caller's count); ``gpu_timing``: time the model stages with CUDA
+    they only launch kernels, else the caller's count); ``split_model``: VAE encode, U-Net and VAE decode on
+    three workers (None: on CUDA only; on a CPU device they would compete for the same cores, so they share
+    one worker there and only the media stages overlap them); ``gpu_timing``: time the model stages with CUDA
     events (the bench's GPU busy fraction); ``no_recompile``: run the U-Net under
     :func:`lipsync.engine.compile.no_recompile` (a compiled U-Net never compiles inside a job)."""
 
@@ -68,6 +70,7 @@ class StagedConfig:
     queue_chunks: int = 1
     cpu_threads: int = 1
     model_threads: int | None = None
+    split_model: bool | None = None
     gpu_timing: bool = False
     no_recompile: bool = False
 
@@ -206,14 +209,30 @@ class StagedRun:
         if model_threads is None:
             model_threads = 1 if self.device.type == "cuda" else torch.get_num_threads()
         cpu = self.config.cpu_threads
-        self.runner = StageRunner(
-            [
-                Stage("decode", self._decode, torch_threads=cpu),
-                Stage("align", self._align, torch_threads=cpu),
+        split = self.config.split_model
+        if split is None:
+            split = self.device.type == "cuda"
+        if split:
+            model = [
                 # The U-Net stage takes k chunks at a time: its queue holds a whole next batch.
                 Stage("vae_encode", self._vae_encode, torch_threads=model_threads, out_capacity=max(q, k)),
                 Stage("diffuse", self._diffuse, holds=k, torch_threads=model_threads),
                 Stage("vae_decode", self._vae_decode, torch_threads=model_threads),
+            ]
+        else:  # the same three transforms, chained on one thread
+            model = [
+                Stage(
+                    "model",
+                    lambda inputs: self._vae_decode(self._diffuse(self._vae_encode(inputs))),
+                    holds=k,
+                    torch_threads=model_threads,
+                )
+            ]
+        self.runner = StageRunner(
+            [
+                Stage("decode", self._decode, torch_threads=cpu),
+                Stage("align", self._align, torch_threads=cpu),
+                *model,
                 Stage("paste", self._paste, torch_threads=cpu),
             ],
             capacity=q,

@@ -35,7 +35,8 @@ def test_two_chunks_in_one_unet_call_match_one_at_a_time(
 
     events: list[ProgressEvent] = []
     job = lipsync.prepare(video, audio, progress=events.append, **STEPS)
-    run = StagedRun(job, StagedConfig(chunk_batch=2, model_threads=1))
+    # The GPU layout (a worker per model stage; the U-Net's queue holds a whole batch) on the CPU.
+    run = StagedRun(job, StagedConfig(chunk_batch=2, model_threads=1, split_model=True))
     got = list(run.frames())
     assert run.stats.unet_batches == [2, 1]
     assert_all_ended(run.runner)
