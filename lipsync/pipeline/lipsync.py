@@ -368,6 +368,23 @@ class Job:
         with self.timer("audio"), engine_errors("audio encoding"):
             return AudioWindows(encoder.features(self.waveform), self.timeline.num_frames)
 
+    def frame_source(self) -> FrameSource:
+        """A decoder over the video's 25-fps frames, sized for this timeline: one chunk of frames when no
+        source frame is shown twice, a window for ping-pong/loop replays otherwise (see ``FrameSource``)."""
+        from lipsync.media.io import iter_frames_25fps
+
+        plan = self.inputs.frame_plan
+        window = 3 * CHUNK_FRAMES if self.timeline.repeats_video else CHUNK_FRAMES
+        return FrameSource(
+            str(self.inputs.video),
+            self.inputs.num_video_frames,
+            lambda path, start, count: iter_frames_25fps(
+                path, start_frame=start, max_frames=count, plan=plan
+            ),
+            cache_frames=window,
+            backward_block=min(2 * CHUNK_FRAMES, window),
+        )
+
     def decode(self, source: FrameSource, chunk: Chunk) -> tuple[list[int], list[np.ndarray]]:
         """The source frames shown in *chunk*, and their indices on the 25-fps source timeline."""
         indices = self.timeline.source_indices(chunk.start, chunk.stop)
@@ -433,9 +450,8 @@ class Job:
     def frames(self) -> Iterator[np.ndarray]:
         """Run the chunk loop, yielding the output frames (RGB uint8, the video's size) in order."""
         from lipsync.engine.sampler import prepare_init_noise
-        from lipsync.media.io import iter_frames_25fps
 
-        models, plan = self.models, self.inputs.frame_plan
+        models = self.models
         self._event("audio", None)
         windows = self.audio_windows()
         # One generator for the run, consumed as the reference consumes its global RNG after set_seed: the
@@ -446,13 +462,7 @@ class Job:
         init_noise = prepare_init_noise(
             latent_hw, 1, generator=generator, device=models.device, dtype=models.dtype
         )
-        source = FrameSource(
-            str(self.inputs.video),
-            self.inputs.num_video_frames,
-            lambda path, start, count: iter_frames_25fps(
-                path, start_frame=start, max_frames=count, plan=plan
-            ),
-        )
+        source = self.frame_source()
         try:
             for chunk in iter_chunks(self.timeline.num_frames):
                 self._event("decode", chunk)
