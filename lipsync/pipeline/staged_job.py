@@ -2,12 +2,15 @@
 
     decode -> detect/align -> VAE encode -> U-Net sampling (chunk batches) -> VAE decode -> paste -> consumer
 
+On CUDA the three model stages are three workers (their CPU-side work, launches and copies overlap the
+device); on a CPU device they are chained on one worker, since they would only compete for the same cores.
 The consumer is the caller's thread iterating :meth:`StagedRun.frames` (``LipSync.run`` feeds the H.264
 encoder from it), so encoding overlaps everything else too. Each stage calls the same functions as the
 sequential loop (:class:`lipsync.pipeline.lipsync.Job`, :mod:`lipsync.pipeline.stages`) on the same chunks in
 the same order, and the one stage that draws random numbers (the VAE encoder's latent samples) is a single
 thread, so the RNG is consumed exactly as in the sequential path: with ``chunk_batch=1`` the output frames
-are identical; with larger batches the U-Net sees several chunks per call, equal up to float rounding.
+are identical (at equal torch intra-op thread counts: some CPU kernels round differently with another
+count); with larger batches the U-Net sees several chunks per call, equal up to float rounding.
 
 Host <-> device traffic: a chunk's face crops go to the device once, as uint8 (the normalisation runs
 there), and the decoded faces come back once, as float32 for paste-back; nothing else crosses.
