@@ -274,6 +274,32 @@ def report(row: dict[str, Any], args: argparse.Namespace, resolution: int, cuda:
         print(f"  GPU peak memory {row['gpu_peak_mem_gb']:.1f} GiB")
 
 
+def compare_presets(clip: Path, presets: list[str], frames: int, tmp: Path) -> None:
+    """Encode the same decoded frames with each preset: ms per frame, size, and PSNR against the frames."""
+    import numpy as np
+
+    from lipsync.media.io import VideoWriter, iter_frames_25fps
+
+    source = list(iter_frames_25fps(clip, max_frames=frames))
+    height, width = source[0].shape[:2]
+    print(f"\nx264 presets at CRF 18 on {len(source)} frames of {clip.name} ({width}x{height}):")
+    for preset in presets:
+        out = tmp / f"preset_{preset}.mp4"
+        started = time.perf_counter()
+        with VideoWriter(out, width, height, preset=preset) as writer:
+            for frame in source:
+                writer.write(frame)
+        ms = 1000 * (time.perf_counter() - started) / len(source)
+        decoded = list(iter_frames_25fps(out))
+        mse = np.mean(
+            [np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(decoded, source, strict=True)]
+        )
+        kib_s = out.stat().st_size / 1024 / (len(source) / 25)
+        print(
+            f"  {preset:<10} {ms:6.1f} ms/frame  {kib_s:6.0f} KiB/s  PSNR {10 * np.log10(255**2 / mse):.2f} dB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,6 +333,9 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per pipeline (alternating); best reported"
     )
+    parser.add_argument(
+        "--compare-presets", default="", help="e.g. medium,veryfast: only compare x264 presets on the clip"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
 
@@ -323,6 +352,10 @@ def main() -> None:
     chunk_batch = args.chunk_batch if args.chunk_batch == "auto" else int(args.chunk_batch)
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp_name:
         tmp = Path(tmp_name)
+        if args.compare_presets:
+            video = MEDIA / f"{args.clip}_video.mp4"
+            compare_presets(video, args.compare_presets.split(","), int(args.seconds * 25), tmp)
+            return
         started = time.perf_counter()
         models = (
             full_size_random_models(args.version, str(device), args.dtype)
