@@ -36,7 +36,6 @@ import numpy as np
 import torch
 
 from lipsync.engine.sampler import ChunkInputs, prepare_init_noise, sample_chunks
-from lipsync.pipeline.frames import FrameSource
 from lipsync.pipeline.progress import ProgressEvent
 from lipsync.pipeline.staged import Stage, StageRunner
 from lipsync.pipeline.stages import (
@@ -302,18 +301,10 @@ class StagedRun:
     # -- stages (each runs on its own thread) -----------------------------------------------------------------
 
     def _decode(self, _inputs: Iterator[Any] | None) -> Iterator[_Work]:
-        from lipsync.media.io import iter_frames_25fps
         from lipsync.pipeline.lipsync import iter_chunks
 
         job = self.job
-        plan = job.inputs.frame_plan
-        source = FrameSource(
-            str(job.inputs.video),
-            job.inputs.num_video_frames,
-            lambda path, start, count: iter_frames_25fps(
-                path, start_frame=start, max_frames=count, plan=plan
-            ),
-        )
+        source = job.frame_source()  # the sequential loop's decoder, window and all
         try:
             for chunk in iter_chunks(job.timeline.num_frames):
                 self._emit("decode", chunk)
