@@ -66,10 +66,10 @@ def _chunk(seed: int, frames: int = FRAMES) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize("deep_cache", [False, True])
-def test_compiled_sampling_equals_eager_and_compiles_only_in_warm_up(
-    unet: LatentSyncUNet, deep_cache: bool
-) -> None:
+def test_compiled_sampling_equals_eager_and_compiles_only_in_warm_up(unet: LatentSyncUNet) -> None:
+    # The DeepCache schedule: the wrapper's full-step capture and cached-step graphs, the harder case (without
+    # DeepCache the compiled call is the plain forward); ~10 s of tracing per graph on a busy 2-core machine.
+    deep_cache = True
     backend = CountingBackend()
     compiled = compile_unet(unet, backend=backend)
     assert compile_unet(compiled) is compiled
@@ -78,7 +78,8 @@ def test_compiled_sampling_equals_eager_and_compiles_only_in_warm_up(
 
     shape = WarmupShape(batch=2, frames=FRAMES, latent=LATENT, deep_cache=deep_cache)
     seconds = compiled.warm_up([shape])
-    assert set(seconds) == {shape} and backend.graphs >= 1
+    # One graph per DeepCache phase (full step with capture, cached step): the forward has no graph break.
+    assert set(seconds) == {shape} and backend.graphs == 2
     assert compiled.warm_up([shape]) == {}  # already warm: nothing runs
     graphs = backend.graphs
 
