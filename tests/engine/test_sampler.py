@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ from lipsync.engine.sampler import (
     sample_chunks,
 )
 from lipsync.engine.unet import LatentSyncUNet, UNetConfig, load_unet
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models are thousands of small ops: on a shared 2-core box, a second OpenMP thread mostly waits at
+    barriers (tests ran 10x slower under load). One thread is faster and keeps CI times stable."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 # README §4: f32 vs f64 differ by up to 4.7e-4 on values up to ~46; suggested tolerance 1e-3 abs.
 ATOL_F32 = 1e-3

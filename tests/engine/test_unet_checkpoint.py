@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ import torch
 
 from lipsync.engine.unet import LatentSyncUNet, UNetConfig, load_unet
 from lipsync.errors import WeightsError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models are thousands of small ops: on a shared 2-core box, a second OpenMP thread mostly waits at
+    barriers (tests ran 10x slower under load). One thread is faster and keeps CI times stable."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _read_manifest(path: Path) -> tuple[list[tuple[str, tuple[int, ...]]], dict[str, int]]:
