@@ -69,7 +69,7 @@ def check_output(out: Path, video: Path, audio: Path, detector, *, every: int = 
     return values
 
 
-@pytest.mark.slow  # about 3 CPU-minutes on 2 cores: the one full-length 1080x1920 run of the suite
+@pytest.mark.slow  # about a minute on 2 cores: the one full-length 1080x1920 run of the suite
 def test_full_length_real_clip(
     runner: CliRunner, weights: Path, media_dir: Path, tmp_path: Path, detector
 ) -> None:  # type: ignore[no-untyped-def]
