@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
     from lipsync.pipeline import ProgressEvent
 
 
@@ -124,12 +127,16 @@ def _one_of(positional: Path | None, option: Path | None, name: str) -> Path:
 
 
 class _ProgressBar:
-    """A rich progress bar (stage, frames, ETA) on stderr; silent when disabled or not a terminal."""
+    """A rich progress bar (stage, frames, elapsed, ETA) on stderr; silent when disabled or not a terminal.
 
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self._progress = None
-        self._task = None
+    *console* is for tests (a rich ``Console`` writing to a buffer as if it were a terminal).
+    """
+
+    def __init__(self, *, enabled: bool, console: Console | None = None) -> None:
+        self.enabled = enabled and (console is not None or sys.stderr.isatty())
+        self._console = console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._last = 0.0
 
     def __enter__(self) -> _ProgressBar:
@@ -153,7 +160,7 @@ class _ProgressBar:
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=self._console or Console(stderr=True),
                 transient=False,
             )
             self._progress.start()
@@ -164,11 +171,11 @@ class _ProgressBar:
         if self._progress is None or self._task is None:
             return
         now = time.monotonic()
-        if now - self._last < 0.1 and event.frames_done < event.frames_total:
+        if now - self._last < 0.1 and event.stage != "done":
             return  # rich redraws ~10x/s anyway; skip the bookkeeping in between
         self._last = now
-        # The bar counts frames; the fraction includes the denoising progress of the current chunk so the
-        # ETA moves during the long diffusion stage.
+        # The bar counts output frames; its position is the event's fraction, which includes the denoising
+        # progress of the current chunk, so the ETA moves during the long diffusion stage.
         total = max(event.frames_total, 1)
         self._progress.update(self._task, total=total, completed=event.fraction * total, stage=event.stage)
 

@@ -201,3 +201,22 @@ def test_missing_weights_exit_5(runner: CliRunner, media_dir: Path, tmp_path: Pa
     assert result.exit_code == 5
     assert result.stderr.startswith("error: weights_unavailable: ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_progress_bar_shows_stage_frames_and_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from lipsync.cli.run import _ProgressBar
+    from lipsync.pipeline import ProgressEvent
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    with _ProgressBar(enabled=True, console=console) as bar:
+        bar.update(ProgressEvent("diffuse", 0, 40, chunk=1, chunks_total=3, step=10, steps_total=20))
+        bar.update(ProgressEvent("done", 40, 40))
+    text = buffer.getvalue()
+    assert "done" in text and "40/40" in text and "ETA" in text and "100%" in text
+    with _ProgressBar(enabled=False) as silent:
+        silent.update(ProgressEvent("diffuse", 0, 40))  # no terminal, no bar: a no-op
