@@ -222,6 +222,8 @@ class ContractSuite:
     def test_history_lists_newest_first_and_delete_removes(self, contract_target: ContractTarget) -> None:
         first = self.submit_job(contract_target, contract_target.completing_job())
         second = self.submit_job(contract_target, contract_target.completing_job())
+        # Finished first: a running job is cancelled rather than deleted (the server's documented rule).
+        contract_target.drive_to_completion(first)
         page = HistoryResponse.model_validate(
             self.post(contract_target, Paths.HISTORY, json={"page": 1, "page_size": 100}).json()
         ).data
@@ -340,14 +342,51 @@ class ContractSuite:
         assert exercised >= expected, f"only {exercised} operations in {contract_target.name}'s schema"
 
 
+def _as_part_content(value: Any) -> str | bytes | None:
+    """What ``requests`` (schemathesis' reference transport) sends for one multipart value: text and bytes
+    as they are, a file's bytes, nothing for None, numbers as their text (urllib3's rule)."""
+    if value is None or isinstance(value, str | bytes):
+        return value
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if hasattr(value, "read"):
+        data = value.read()
+        return data if isinstance(data, str | bytes) else bytes(data)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _multipart(files: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """schemathesis' requests-style ``files`` as httpx parts. httpx renders a multipart body while it
+    streams it, so a value it cannot render (schemathesis generates numbers for extra form fields) would
+    fail half-way through a request already on the wire; ``requests`` converts or drops such values."""
+    items = files.items() if isinstance(files, dict) else files
+    parts: list[tuple[str, tuple[Any, ...]]] = []
+    for name, value in items:
+        filename, content, *rest = value if isinstance(value, tuple | list) else (name, value)
+        data = _as_part_content(content)
+        if data is not None:
+            parts.append((name, (filename, data, *rest)))
+    return parts
+
+
 def target_call(
     target: ContractTarget, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
 ) -> httpx.Response:
-    """Send a requests-style call (what schemathesis serialises) through the target's httpx client."""
+    """Send a requests-style call (what schemathesis serialises) through the target's httpx client.
+
+    The body is rendered in full before anything is sent (``Request.read``): over a real socket a streamed
+    body that fails to render would break the connection mid-request, and schemathesis reports the
+    request's content afterwards, which httpx keeps only for a read body. Every target (in-process bridge,
+    loopback socket, a deployment) therefore runs these calls the same way.
+    """
     options: dict[str, Any] = {}
-    for key in ("params", "json", "files"):
+    for key in ("params", "json"):
         if kwargs.get(key) is not None:
             options[key] = kwargs[key]
+    if kwargs.get("files") is not None:
+        options["files"] = _multipart(kwargs["files"])
     if kwargs.get("cookies"):  # httpx deprecates per-request cookies; our API has none, but send them anyway
         cookie = "; ".join(f"{k}={v}" for k, v in kwargs["cookies"].items())
         headers = {**(headers or {}), "Cookie": cookie}
@@ -356,6 +395,6 @@ def target_call(
         options["content"] = data
     elif data is not None:
         options["data"] = data
-    response = target.client.request(method, url, headers=headers, **options)
-    response.request.read()  # schemathesis reports the request body; a multipart stream is re-readable
-    return response
+    request = target.client.build_request(method, url, headers=headers, **options)
+    request.read()
+    return target.client.send(request)

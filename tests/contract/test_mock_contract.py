@@ -44,18 +44,25 @@ class MockTarget(BaseTarget):
         self.mock.advance(1.0)  # virtual time: no waiting
 
 
-@pytest.fixture
-def contract_target() -> Iterator[MockTarget]:
+# One app per module, not per test: starting them cost more than the tests, which do not depend on each
+# other's jobs.
+@pytest.fixture(scope="module")
+def bridge_target() -> Iterator[MockTarget]:
     app = create_app(MockConfig(api_keys=(MockTarget.api_key,)))
     with ASGIBridge(app) as bridge, httpx.Client(transport=bridge, base_url="http://mock.test") as client:
         yield MockTarget(client, app.state.mock)
+
+
+@pytest.fixture
+def contract_target(bridge_target: MockTarget) -> MockTarget:
+    return bridge_target
 
 
 class TestMockContract(ContractSuite):
     pass
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def socket_target() -> Iterator[MockTarget]:
     from mock_server.server import MockServer
 
