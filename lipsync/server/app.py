@@ -5,8 +5,9 @@ implementations of the ``interfaces`` protocols (tests: in-memory ones and a fak
 Volume and spawn). ``create_default_app(settings)`` wires the embedded defaults: SQLite in WAL mode, a
 local directory (or S3 when ``LIPSYNC_S3_BUCKET`` is set), worker processes and the SSRF-guarded fetcher.
 
-The lifespan starts the runner and a maintenance task that re-queues or fails jobs whose lease expired
-and purges jobs (and their files) older than the retention period.
+The lifespan starts the runner, takes over input resolutions left unfinished (see ``resolver.py``), and
+runs a maintenance task that re-queues or fails jobs whose lease expired, takes over resolutions whose
+resolver stopped, and purges jobs (and their files) older than the retention period.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lipsync import __version__
 from lipsync.server.auth import Keyring
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
 from lipsync.server.execution import Notifier
+from lipsync.server.inputs import InputDeps
 from lipsync.server.interfaces import (
     Clock,
     Fetcher,
@@ -32,6 +34,7 @@ from lipsync.server.interfaces import (
     SystemClock,
     WebhookSender,
 )
+from lipsync.server.resolver import InputResolver
 from lipsync.server.routes import account, files, health, history, predictions, uploads
 from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
@@ -62,6 +65,7 @@ async def _maintenance(state: ServerState, context: RunnerContext) -> None:
         try:
             for job in await sweep_expired(context):
                 await state.runner.submit(job)  # re-queued: wake a worker
+            await state.resolver.recover()  # resolutions whose resolver stopped
             now = state.clock.now()
             if now - last_purge >= _PURGE_EVERY_S:
                 last_purge = now
@@ -90,6 +94,13 @@ def create_app(
     signer = UrlSigner(load_or_create_secret(settings))
     links = Links(signer, storage, clock, url_ttl_s=settings.url_ttl_s)
     notifier = Notifier(webhooks, links)
+    resolver = InputResolver(
+        InputDeps(settings=settings, storage=storage, fetcher=fetcher, signer=signer),
+        store=store,
+        runner=runner,
+        notifier=notifier,
+        clock=clock,
+    )
     state = ServerState(
         settings=settings,
         store=store,
@@ -103,12 +114,14 @@ def create_app(
         links=links,
         notifier=notifier,
         policy=build_policy(settings),
+        resolver=resolver,
     )
     context = RunnerContext(store=store, storage=storage, notifier=notifier, clock=clock, settings=settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runner.start(context)
+        await runner.start(context)  # ProcessRunner: releases what a stopped server held (data-dir lock)
+        await state.resolver.recover()
         maintenance = asyncio.create_task(_maintenance(state, context), name="maintenance")
         try:
             yield
@@ -116,6 +129,7 @@ def create_app(
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
+            await state.resolver.stop()  # unfinished resolutions are taken over at the next start
             await runner.stop()
             await notifier.drain(timeout=settings.webhook_timeout_s)
             await store.close()

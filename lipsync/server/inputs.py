@@ -1,14 +1,19 @@
-"""Turning a request's ``video``/``audio`` references into checked media in storage, before queueing.
+"""Turning a job's ``video``/``audio`` references into checked media in storage (before it is queued).
 
-Three kinds of reference:
+Submit only records what the request named (``stash_sources``): an http(s) URL as it is, a ``data:`` URI
+as its text in storage (under ``inputs/<job>/source/``, so a job survives a restart before its inputs
+were resolved, and the store's rows stay small). ``resolve_inputs`` then runs in the background of the
+API process (see ``resolver.py``), one of:
+
 - a ``data:`` URI: decoded (size-capped) and stored;
 - a download link of this server (an upload's ``download_url``, recognised by its valid signature, on
   any host name): used in place, with no HTTP request, so uploads work on a loopback-only server;
 - any other http(s) URL: downloaded by the Fetcher (SSRF guard, size and time caps) and stored.
 
-Every input is then checked to be media of the right kind (``media_check``); a problem is an
-``InputProblem`` naming the field, which the route answers with HTTP 400. Both inputs are resolved
-concurrently; when one fails, whatever the other stored is removed.
+Every input is then checked to be media of the right kind (``media_check``). A problem is an
+``InputProblem`` naming the field, with WaveSpeed's task code: 1402 when the media could not be obtained
+(unreachable, refused by the SSRF guard, too large, too slow), 1401 when the bytes are not usable media of
+that kind. The job then ends ``failed`` with it and is never queued.
 """
 
 from __future__ import annotations
@@ -18,24 +23,72 @@ import mimetypes
 import tempfile
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from contracts import LipsyncRequest, parse_data_uri
-from lipsync.errors import MediaFetchError
-from lipsync.server.keys import input_key
+from lipsync.errors import LipsyncError, MediaFetchError
+from lipsync.server.interfaces import Fetcher, JobRecord, Storage
+from lipsync.server.keys import check_key, input_key
 from lipsync.server.media_check import MediaField, media_problem
-from lipsync.server.signing import DOWNLOAD_PREFIX
-from lipsync.server.state import ServerState
+from lipsync.server.settings import ServerSettings
+from lipsync.server.signing import DOWNLOAD_PREFIX, UrlSigner
 
-__all__ = ["InputProblem", "resolve_inputs"]
+__all__ = [
+    "STORED",
+    "InputDeps",
+    "InputProblem",
+    "ProbeCache",
+    "resolve_inputs",
+    "source_prefix",
+    "stash_sources",
+]
+
+#: ``JobRecord.sources`` value prefix of a ``data:`` URI kept in storage at submit.
+STORED = "stored:"
+
+FIELDS: tuple[MediaField, ...] = ("video", "audio")
 
 
 class InputProblem(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"Invalid parameter '{field}': {message}")
+    """An input that cannot be used; ``error`` (``<type>: input '<field>': <reason>``) and ``code`` are
+    what the failed job reports."""
+
+    def __init__(self, field: str, cause: LipsyncError) -> None:
         self.field = field
-        self.message = message
+        self.cause = cause
+        self.code = cause.wavespeed_code
+        self.error = f"{cause.error_type}: input '{field}': {cause.message}"
+        super().__init__(self.error)
+
+
+@dataclass(frozen=True)
+class InputDeps:
+    """What resolving inputs needs (the API's backends, or a Modal sweep's)."""
+
+    settings: ServerSettings
+    storage: Storage
+    fetcher: Fetcher
+    signer: UrlSigner
+
+
+def source_prefix(job_id: str) -> str:
+    """Where a job's ``data:`` URIs are kept until its inputs are resolved."""
+    return f"inputs/{job_id}/source"
+
+
+async def stash_sources(storage: Storage, job_id: str, request: LipsyncRequest) -> dict[str, str]:
+    """The job's ``sources``: URLs as they are; ``data:`` URIs written to storage (one write, no decoding)."""
+    sources: dict[str, str] = {}
+    for field in FIELDS:
+        ref: str = getattr(request, field)
+        if ref[:5].lower() == "data:":
+            key = check_key(f"{source_prefix(job_id)}/{field}")
+            await storage.put_bytes(key, ref.encode("utf-8", "surrogatepass"))
+            ref = STORED + key
+        sources[field] = ref
+    return sources
 
 
 def _extension(mime: str | None, url: str) -> str:
@@ -47,8 +100,12 @@ def _extension(mime: str | None, url: str) -> str:
     return suffix if suffix.isascii() and 1 < len(suffix) <= 6 and suffix[1:].isalnum() else ""
 
 
-async def _check(state: ServerState, path: Path, field: MediaField) -> None:
-    if not state.settings.check_media:
+def _unreachable(field: str, reason: str) -> InputProblem:
+    return InputProblem(field, MediaFetchError(reason))
+
+
+async def _check(deps: InputDeps, path: Path, field: MediaField) -> None:
+    if not deps.settings.check_media:
         return
     problem = await asyncio.to_thread(media_problem, path, field)
     if problem is not None:
@@ -57,21 +114,21 @@ async def _check(state: ServerState, path: Path, field: MediaField) -> None:
 
 class ProbeCache:
     """Media-check results of this server's own uploads, keyed by (key, size, field): one upload is often
-    the input of many jobs, and re-probing it each time would dominate the cost of a submit. (The engine
-    validates its inputs again when it runs, so a stale entry cannot cause a wrong result.)"""
+    the input of many jobs, and re-probing it each time would dominate the cost of resolving them. (The
+    engine validates its inputs again when it runs, so a stale entry cannot cause a wrong result.)"""
 
     def __init__(self, size: int = 4096) -> None:
-        self._entries: OrderedDict[tuple[str, int, str], str | None] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int, str], LipsyncError | None] = OrderedDict()
         self._size = size
 
-    async def check(self, state: ServerState, key: str, size: int, field: MediaField, scratch: Path) -> None:
+    async def check(self, deps: InputDeps, key: str, size: int, field: MediaField, scratch: Path) -> None:
         entry = (key, size, field)
         if entry not in self._entries:
-            problem: str | None = None
+            problem: LipsyncError | None = None
             try:
-                await _check(state, await state.storage.local_path(key, scratch), field)
+                await _check(deps, await deps.storage.local_path(key, scratch), field)
             except InputProblem as exc:
-                problem = exc.message
+                problem = exc.cause
             self._entries[entry] = problem
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -84,7 +141,7 @@ _PROBES = ProbeCache()
 
 
 class _Scratch:
-    """A temporary directory created on first use (most submits never need one)."""
+    """A temporary directory created on first use (uploads and local files need none)."""
 
     def __init__(self) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -92,99 +149,110 @@ class _Scratch:
     @property
     def path(self) -> Path:
         if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="lipsync-in-")
+            # A cancelled resolution may leave a download thread writing here while the directory goes.
+            self._tmp = tempfile.TemporaryDirectory(prefix="lipsync-in-", ignore_cleanup_errors=True)
         return Path(self._tmp.name)
-
-    @property
-    def used(self) -> bool:
-        return self._tmp is not None
 
     def cleanup(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
 
 
-async def _resolve_one(
-    state: ServerState, job_id: str, field: MediaField, ref: str, base_url: str, scratch: _Scratch
-) -> tuple[str, bool]:
-    """Returns (storage key, whether it was stored for this job)."""
-    settings = state.settings
-    if ref[:5].lower() == "data:":
-        try:
-            mime, data = parse_data_uri(ref)
-        except ValueError as exc:
-            raise InputProblem(field, str(exc)) from None
-        if len(data) > settings.max_input_bytes:
-            raise InputProblem(field, f"larger than the {settings.max_input_bytes} byte limit")
-        local = scratch.path / field
-        await asyncio.to_thread(local.write_bytes, data)
-        await _check(state, local, field)
-        key = input_key(job_id, field, _extension(mime, ""))
-        await state.storage.put_file(key, local)
-        return key, True
+async def _from_data_uri(
+    deps: InputDeps, job_id: str, field: MediaField, stored_key: str, scratch: _Scratch
+) -> str:
+    try:
+        path = await deps.storage.local_path(stored_key, scratch.path)
+    except FileNotFoundError:
+        raise _unreachable(field, "the data: URI sent with the request is no longer stored") from None
+    raw = await asyncio.to_thread(path.read_bytes)
+    try:
+        mime, data = await asyncio.to_thread(parse_data_uri, raw.decode("utf-8", "surrogatepass"))
+    except ValueError as exc:  # validated at submit; kept for files written by older versions
+        raise _unreachable(field, str(exc)) from None
+    limit = deps.settings.max_input_bytes
+    if len(data) > limit:
+        raise _unreachable(field, f"larger than the {limit} byte limit")
+    local = scratch.path / field
+    await asyncio.to_thread(local.write_bytes, data)
+    await _check(deps, local, field)
+    key = input_key(job_id, field, _extension(mime, ""))
+    await deps.storage.put_file(key, local)
+    return key
 
-    own = state.signer.parse_download_url(ref, now=state.clock.now())
+
+async def _resolve_one(
+    deps: InputDeps, job: JobRecord, field: MediaField, ref: str, scratch: _Scratch
+) -> str:
+    """The storage key of one checked input."""
+    if ref.startswith(STORED):
+        return await _from_data_uri(deps, job.id, field, ref[len(STORED) :], scratch)
+
+    # Our own links are judged as of the submit: a job resumed after a restart still uses them.
+    own = deps.signer.parse_download_url(ref, now=job.created_at)
     if own is not None:
-        size = await state.storage.size(own.key)
+        size = await deps.storage.size(own.key)
         if size is None:
-            raise InputProblem(field, "the uploaded file no longer exists")
-        await _PROBES.check(state, own.key, size, field, scratch.path)
-        return own.key, False
+            raise _unreachable(field, "the uploaded file no longer exists")
+        await _PROBES.check(deps, own.key, size, field, scratch.path)
+        return own.key
     parts = urlsplit(ref)
-    if parts.path.startswith(DOWNLOAD_PREFIX) and parts.netloc == urlsplit(base_url).netloc:
-        raise InputProblem(field, "this server's download link is invalid or has expired")
+    if parts.path.startswith(DOWNLOAD_PREFIX) and parts.netloc == urlsplit(job.base_url).netloc:
+        raise _unreachable(field, "this server's download link is invalid or has expired")
 
     local = scratch.path / field
     try:
-        fetched = await state.fetcher.fetch(ref, local)
+        fetched = await deps.fetcher.fetch(ref, local)
     except MediaFetchError as exc:
-        raise InputProblem(field, f"could not fetch the URL: {exc.message}") from None
-    await _check(state, local, field)
-    key = input_key(job_id, field, _extension(fetched.content_type, fetched.final_url))
-    await state.storage.put_file(key, local)
-    return key, True
+        raise _unreachable(field, f"could not fetch the URL: {exc.message}") from None
+    await _check(deps, local, field)
+    key = input_key(job.id, field, _extension(fetched.content_type, fetched.final_url))
+    await deps.storage.put_file(key, local)
+    return key
 
 
-async def resolve_inputs(
-    state: ServerState, job_id: str, request: LipsyncRequest, base_url: str
-) -> tuple[dict[str, str], int]:
-    """Storage keys of both inputs and the milliseconds it took; raises InputProblem."""
+async def _bounded(deps: InputDeps, job: JobRecord, field: MediaField, scratch: _Scratch) -> str:
+    limit = deps.settings.resolve_timeout_s
+    try:
+        async with asyncio.timeout(limit):
+            return await _resolve_one(deps, job, field, job.sources[field], scratch)
+    except TimeoutError:
+        raise _unreachable(field, f"getting and checking it took longer than {limit:g} s") from None
+
+
+async def resolve_inputs(deps: InputDeps, job: JobRecord) -> tuple[dict[str, str], int]:
+    """Storage keys of both inputs of *job* (from ``job.sources``) and the milliseconds it took.
+
+    Raises InputProblem (the first field's, when both fail). Each input is capped at
+    ``resolve_timeout_s``; two downloads run in parallel, anything else in turn.
+    """
     started = time.monotonic()
     scratch = _Scratch()
-    refs: tuple[tuple[MediaField, str], ...] = (("video", request.video), ("audio", request.audio))
-    now = state.clock.now()
+    now = job.created_at
     remote = [
-        ref[:5].lower() != "data:" and state.signer.parse_download_url(ref, now=now) is None
-        for _, ref in refs
+        not ref.startswith(STORED) and deps.signer.parse_download_url(ref, now=now) is None
+        for ref in (job.sources[f] for f in FIELDS)
     ]
-    results: list[tuple[str, bool] | BaseException] = []
+    results: list[str | BaseException] = []
     try:
         if all(remote):  # two downloads: in parallel
             results = list(
                 await asyncio.gather(
-                    *(_resolve_one(state, job_id, field, ref, base_url, scratch) for field, ref in refs),
-                    return_exceptions=True,
+                    *(_bounded(deps, job, field, scratch) for field in FIELDS), return_exceptions=True
                 )
             )
         else:
-            # Local work only (uploads, data URIs) or one download: in turn. A gather would hand each
-            # part back to the event loop and wait a full round of every other request in between.
-            for field, ref in refs:
+            for field in FIELDS:
                 try:
-                    results.append(await _resolve_one(state, job_id, field, ref, base_url, scratch))
+                    results.append(await _bounded(deps, job, field, scratch))
                 except Exception as exc:
                     results.append(exc)
     finally:
-        if scratch.used:
-            await asyncio.to_thread(scratch.cleanup)
+        # Inline, not in a thread: a second cancel (a client's, then the server's shutdown) could drop a
+        # queued thread job, and unlinking at most two files is quick.
+        scratch.cleanup()
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
-        if any(isinstance(r, tuple) and r[1] for r in results):
-            await state.storage.delete_prefix(f"inputs/{job_id}")
-        problem = next((f for f in failures if isinstance(f, InputProblem)), failures[0])
-        raise problem
-    keys: dict[str, str] = {}
-    for (field, _ref), result in zip(refs, results, strict=True):
-        assert isinstance(result, tuple)
-        keys[field] = result[0]
+        raise next((f for f in failures if isinstance(f, InputProblem)), failures[0])
+    keys: dict[str, str] = {f: r for f, r in zip(FIELDS, results, strict=True) if isinstance(r, str)}
     return keys, round((time.monotonic() - started) * 1000)

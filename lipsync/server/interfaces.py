@@ -17,9 +17,14 @@ the expected behaviour and double as test fakes.
 
 Job state machine (``status``)::
 
-    created --claim--> processing --finish--> completed | failed
-       |                   |  lease expired: back to created (attempts < max_attempts) or failed
-       +--cancel--> failed(1405)   +--cancel flag--> the worker stops at its next progress call -> failed(1405)
+    resolving --inputs stored and checked--> created --claim--> processing --finish--> completed | failed
+       |  unusable inputs: failed(1401/1402)    |                  |  lease expired: back to created
+       +--cancel--> failed(1405)                +--cancel--> failed(1405)   (attempts < max_attempts) or failed
+                                                                   +--cancel flag--> the worker stops -> failed(1405)
+
+``resolving`` is internal (clients see ``created``): the API process downloads and checks the inputs of
+an accepted job before any runner can claim it. The resolver holds a lease on it like a worker does, so a
+resolution interrupted by a stopped server is taken over (``claim_resolution``) instead of being lost.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ __all__ = [
     "HeartbeatReply",
     "JobNotifier",
     "JobRecord",
+    "JobStatus",
     "JobStore",
     "ProgressCallback",
     "Runner",
@@ -53,6 +59,9 @@ __all__ = [
 
 JobOutcome = Literal["completed", "failed"]
 
+#: A stored job's status: the public ``PredictionStatus`` plus ``resolving`` (shown to clients as ``created``).
+JobStatus = Literal["resolving", "created", "processing", "completed", "failed"]
+
 
 @dataclass(slots=True)
 class JobRecord:
@@ -62,9 +71,9 @@ class JobRecord:
     owner: str  # the API key's id (see auth.py): jobs are visible to that key only
     base_url: str  # the base URL the client used, for links in webhooks sent by a worker
     options: dict[str, Any]  # LipsyncRequest extension fields (seed, guidance_scale, ...)
-    inputs: dict[str, str]  # {"video": storage key, "audio": storage key}
+    inputs: dict[str, str]  # {"video": storage key, "audio": storage key}; empty while resolving
     created_at: float
-    status: PredictionStatus = "created"
+    status: JobStatus = "created"
     webhook: str | None = None
     base64_output: bool = False
     started_at: float | None = None
@@ -78,10 +87,18 @@ class JobRecord:
     lease_until: float | None = None
     cancel_requested: bool = False
     timings: dict[str, int] = field(default_factory=dict)
+    #: What the request named, per field, while resolving: an http(s) URL, or ``stored:<key>`` for a
+    #: ``data:`` URI kept in storage at submit (see ``inputs.py``). Kept afterwards for the record.
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:
         return self.status in ("completed", "failed")
+
+    @property
+    def public_status(self) -> PredictionStatus:
+        """The status a client sees (``resolving`` is shown as ``created``)."""
+        return "created" if self.status == "resolving" else self.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,15 +123,35 @@ class JobStore(Protocol):
     """Durable job records. Every state change is a compare-and-set, so racing writers cannot corrupt a job."""
 
     async def create(self, job: JobRecord, *, active_limit: int | None = None) -> None:
-        """Insert a ``created`` job; raise ActiveLimitExceeded when the owner is at *active_limit* (atomic)."""
+        """Insert a job (``resolving``, or ``created`` when its inputs are already stored); raise
+        ActiveLimitExceeded when the owner is at *active_limit* queued/running jobs (atomic)."""
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 
     async def count_active(self, owner: str) -> int:
-        """Jobs of *owner* that are created or processing."""
+        """Jobs of *owner* that are not terminal (resolving, created or processing)."""
 
     async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
         """Take the oldest ``created`` job: processing, attempts + 1, leased to *worker_id*; None if none."""
+
+    async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
+        """Take over the oldest ``resolving`` job nobody holds (its resolver's lease ran out or was
+        released): leased to *resolver_id*, attempts + 1; None if none."""
+
+    async def finish_resolution(
+        self,
+        job_id: str,
+        resolver_id: str,
+        *,
+        now: float,
+        inputs: dict[str, str] | None,
+        timings: dict[str, int] | None = None,
+        error: str = "",
+        code: int | None = None,
+    ) -> JobRecord | None:
+        """resolving -> created with *inputs* (attempts back to 0), or, with ``inputs=None``, -> failed with
+        *error*/*code*; only while *resolver_id* holds the job. None when it does not (cancelled, deleted,
+        taken over): then the write is lost."""
 
     async def heartbeat(
         self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
@@ -135,12 +172,18 @@ class JobStore(Protocol):
         """processing -> completed/failed if *worker_id* still holds the lease; else None (the write is lost)."""
 
     async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
-        """created -> failed(1405) at once; processing -> flag for the worker. Returns the job, None if unknown."""
+        """resolving/created -> failed(1405) at once; processing -> flag for the worker. Returns the job,
+        None if unknown."""
 
-    async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
-        """Processing jobs whose lease ran out: re-queue (attempts < max_attempts) or fail with *message*.
+    async def expire_leases(
+        self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
+    ) -> list[JobRecord]:
+        """Processing jobs whose lease ran out: re-queue (attempts < max_attempts) or fail with *message*;
+        resolving jobs whose resolver's lease ran out: released for ``claim_resolution``.
 
-        Returns the jobs it changed, in their new state.
+        With *worker_id*: only that worker's processing jobs, whatever their lease (its process is known
+        dead), in the same atomic step, so the failure names the real cause. Returns the jobs it changed,
+        in their new state.
         """
 
     async def release_worker(self, worker_id: str) -> int:
@@ -156,7 +199,8 @@ class JobStore(Protocol):
         created_after: float | None = None,
         created_before: float | None = None,
     ) -> tuple[list[JobRecord], int]:
-        """Newest first; returns (items of that page, total matching)."""
+        """Newest first; returns (items of that page, total matching). *status* is the public one
+        (``created`` also matches ``resolving`` jobs)."""
 
     async def delete(self, owner: str, ids: Sequence[str]) -> list[JobRecord]:
         """Remove *owner*'s jobs among *ids* that are not running (running ones get a cancel flag instead)."""
@@ -246,7 +290,9 @@ class Runner(Protocol):
         """A new job is queued (wake a worker)."""
 
     async def cancel(self, job_id: str) -> None:
-        """The job's cancel flag was set (a nudge; workers also see it through their heartbeat)."""
+        """The job was cancelled: it already ended (it was queued) or its cancel flag is set (it runs).
+        A nudge; workers also see the flag through their heartbeat. Called for both cases, so a runner
+        can also drop work it had scheduled for a queued job."""
 
     async def stop(self) -> None: ...
 

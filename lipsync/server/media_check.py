@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from lipsync.errors import EmptyMedia, MediaError, NoAudioStream, NoVideoStream, UnreadableMedia
+
 __all__ = ["MediaField", "media_problem"]
 
 MediaField = Literal["video", "audio"]
@@ -27,23 +29,24 @@ def _looks_like_text(head: bytes) -> bool:
     return printable / len(head) > 0.97
 
 
-def media_problem(path: Path, field: MediaField) -> str | None:
-    """Why *path* cannot serve as the *field* input, or None if it can. Blocking: run it in a thread."""
+def media_problem(path: Path, field: MediaField) -> MediaError | None:
+    """Why *path* cannot serve as the *field* input (an error to report, not raised), or None if it can.
+    Blocking: run it in a thread."""
     with open(path, "rb") as fh:
         head = fh.read(512)
     if not head:
-        return "the file is empty"
+        return EmptyMedia("the file is empty")
     if _looks_like_text(head):
-        return "not a media file (it looks like text or an HTML/JSON page)"
+        return UnreadableMedia("not a media file (it looks like text or an HTML/JSON page)")
     import av
 
     try:
         with av.open(str(path), mode="r") as container:
             kinds = {stream.type for stream in container.streams}
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        return f"not a readable media file ({type(exc).__name__})"
+        return UnreadableMedia(f"not a readable media file ({type(exc).__name__})")
     if field == "video" and "video" not in kinds:
-        return "the file has no video stream"
+        return NoVideoStream("the file has no video stream")
     if field == "audio" and "audio" not in kinds:
-        return "the file has no audio stream"
+        return NoAudioStream("the file has no audio stream")
     return None

@@ -13,7 +13,17 @@ from pathlib import Path
 
 from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
 from lipsync.server.keys import check_key
-from lipsync.server.transitions import apply_cancel, apply_claim, apply_expiry, apply_finish
+from lipsync.server.transitions import (
+    apply_cancel,
+    apply_claim,
+    apply_expiry,
+    apply_finish,
+    apply_resolution_claim,
+    apply_resolved,
+    expirable,
+    resolution_claimable,
+    stored_statuses,
+)
 
 __all__ = ["MemoryJobStore", "MemoryStorage"]
 
@@ -46,6 +56,34 @@ class MemoryJobStore:
             return None
         job = min(queued, key=lambda j: (j.created_at, j.id))
         apply_claim(job, worker_id, now=now, lease_s=lease_s)
+        return copy.deepcopy(job)
+
+    async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
+        free = [j for j in self._jobs.values() if resolution_claimable(j, now=now)]
+        if not free:
+            return None
+        job = min(free, key=lambda j: (j.created_at, j.id))
+        apply_resolution_claim(job, resolver_id, now=now, lease_s=lease_s)
+        return copy.deepcopy(job)
+
+    async def finish_resolution(
+        self,
+        job_id: str,
+        resolver_id: str,
+        *,
+        now: float,
+        inputs: dict[str, str] | None,
+        timings: dict[str, int] | None = None,
+        error: str = "",
+        code: int | None = None,
+    ) -> JobRecord | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status != "resolving" or job.worker_id != resolver_id:
+            return None
+        if inputs is not None:
+            apply_resolved(job, inputs, timings)
+        else:
+            apply_finish(job, status="failed", now=now, error=error, code=code, timings=timings)
         return copy.deepcopy(job)
 
     async def heartbeat(
@@ -84,10 +122,12 @@ class MemoryJobStore:
         apply_cancel(job, now=now)
         return copy.deepcopy(job)
 
-    async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
+    async def expire_leases(
+        self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
+    ) -> list[JobRecord]:
         changed: list[JobRecord] = []
         for job in self._jobs.values():
-            if job.status != "processing" or (job.lease_until or 0.0) >= now:
+            if not expirable(job, now=now, worker_id=worker_id):
                 continue
             apply_expiry(job, now=now, max_attempts=max_attempts, message=message)
             changed.append(copy.deepcopy(job))
@@ -115,7 +155,7 @@ class MemoryJobStore:
             j
             for j in self._jobs.values()
             if j.owner == owner
-            and (status is None or j.status == status)
+            and (status is None or j.status in stored_statuses(status))
             and (created_after is None or j.created_at >= created_after)
             and (created_before is None or j.created_at < created_before)
         ]

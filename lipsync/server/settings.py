@@ -71,12 +71,15 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Hosts, IPs or CIDRs the fetcher may reach although they are private/loopback (dev only)",
     )
-    fetch_timeout_s: float = Field(
-        default=45.0, gt=0, description="Time cap for one input download (the SDK waits 60 s for a submit)"
+    fetch_timeout_s: float = Field(default=45.0, gt=0, description="Time cap for one input download")
+    resolve_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Time cap for getting one input (download or decode, media check, storing it); then 1402",
     )
     max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per input URL")
-    check_media: bool = Field(default=True, description="Probe inputs with PyAV before queueing")
+    check_media: bool = Field(default=True, description="Probe inputs with PyAV before a job is queued")
 
     # --- jobs ---------------------------------------------------------------------------------------
     max_active_jobs_per_key: int = Field(default=8, ge=1, description="Queued+running jobs per key, then 429")

@@ -22,9 +22,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from contracts import PredictionStatus
-from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
-from lipsync.server.transitions import apply_cancel, apply_claim, apply_expiry, apply_finish
+from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord, JobStatus
+from lipsync.server.transitions import (
+    apply_cancel,
+    apply_claim,
+    apply_expiry,
+    apply_finish,
+    apply_resolution_claim,
+    apply_resolved,
+    stored_statuses,
+)
 
 __all__ = ["SQLiteJobStore"]
 
@@ -51,18 +58,25 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker_id TEXT,
     lease_until REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    timings TEXT NOT NULL DEFAULT '{}'
+    timings TEXT NOT NULL DEFAULT '{}',
+    sources TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner_active ON jobs (owner, status);
-PRAGMA user_version = 1;
 """
+
+#: Version 2 added ``sources`` (inputs resolved after submit); older files get the column on open.
+_USER_VERSION = 2
 
 _COLUMNS = (
     "id, owner, status, created_at, base_url, options, inputs, webhook, base64_output, started_at, "
-    "finished_at, outputs, error, code, progress, attempts, worker_id, lease_until, cancel_requested, timings"
+    "finished_at, outputs, error, code, progress, attempts, worker_id, lease_until, cancel_requested, timings, "
+    "sources"
 )
+_ACTIVE = "status IN ('resolving', 'created', 'processing')"
+#: SQLite integers are 64-bit; a page beyond every row is simply empty.
+_MAX_OFFSET = 2**63 - 1
 _PLACEHOLDERS = ", ".join("?" for _ in _COLUMNS.split(","))
 
 
@@ -88,6 +102,7 @@ def _to_row(job: JobRecord) -> tuple[Any, ...]:
         job.lease_until,
         int(job.cancel_requested),
         json.dumps(job.timings, separators=(",", ":")),
+        json.dumps(job.sources, separators=(",", ":")),
     )
 
 
@@ -113,11 +128,12 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         lease_until,
         cancel_requested,
         timings,
+        sources,
     ) = tuple(row)
     return JobRecord(
         id=id_,
         owner=owner,
-        status=cast(PredictionStatus, status),
+        status=cast(JobStatus, status),
         created_at=created_at,
         base_url=base_url,
         options=json.loads(options),
@@ -135,6 +151,7 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         lease_until=lease_until,
         cancel_requested=bool(cancel_requested),
         timings=json.loads(timings),
+        sources=json.loads(sources),
     )
 
 
@@ -153,7 +170,7 @@ class SQLiteJobStore:
         # The writer waits for other processes' write locks itself (see _write), in finer steps than
         # SQLite's own busy handler, whose sleeps grow to 100 ms and dominate a loaded server's latency.
         self._writer = self._connect(0)
-        self._retry_busy(lambda: self._writer.executescript(_SCHEMA))
+        self._retry_busy(lambda: self._migrate(self._writer))
         self._reader = self._connect(busy_timeout_ms)
         self._read_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
@@ -165,6 +182,17 @@ class SQLiteJobStore:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.executescript(_SCHEMA)
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version >= _USER_VERSION:
+            return
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "sources" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}'")
+        db.execute(f"PRAGMA user_version = {_USER_VERSION}")
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -235,8 +263,7 @@ class SQLiteJobStore:
             with self._tx(db):
                 if active_limit is not None:
                     (active,) = db.execute(
-                        "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')",
-                        (job.owner,),
+                        f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND {_ACTIVE}", (job.owner,)
                     ).fetchone()
                     if active >= active_limit:
                         raise ActiveLimitExceeded(active, active_limit)
@@ -253,7 +280,7 @@ class SQLiteJobStore:
     async def count_active(self, owner: str) -> int:
         (n,) = self._read(
             lambda db: db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('created', 'processing')", (owner,)
+                f"SELECT COUNT(*) FROM jobs WHERE owner = ? AND {_ACTIVE}", (owner,)
             ).fetchone()
         )
         return int(n)
@@ -277,6 +304,47 @@ class SQLiteJobStore:
                 return job
 
         return await self._write(run)
+
+    async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
+        def run(db: sqlite3.Connection) -> JobRecord | None:
+            with self._tx(db):
+                rows = self._select(
+                    db,
+                    "status = 'resolving' AND (lease_until IS NULL OR lease_until < ?) "
+                    "ORDER BY created_at, id LIMIT 1",
+                    (now,),
+                )
+                if not rows:
+                    return None
+                job = rows[0]
+                apply_resolution_claim(job, resolver_id, now=now, lease_s=lease_s)
+                self._put(db, job)
+                return job
+
+        return await self._write(run)
+
+    async def finish_resolution(
+        self,
+        job_id: str,
+        resolver_id: str,
+        *,
+        now: float,
+        inputs: dict[str, str] | None,
+        timings: dict[str, int] | None = None,
+        error: str = "",
+        code: int | None = None,
+    ) -> JobRecord | None:
+        def change(job: JobRecord) -> bool:
+            if inputs is not None:
+                apply_resolved(job, inputs, timings)
+            else:
+                apply_finish(job, status="failed", now=now, error=error, code=code, timings=timings)
+            return True
+
+        done = await self._mutate(
+            "id = ? AND status = 'resolving' AND worker_id = ?", (job_id, resolver_id), change
+        )
+        return done[0] if done else None
 
     async def heartbeat(
         self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
@@ -331,12 +399,21 @@ class SQLiteJobStore:
 
         return await self._write(run)
 
-    async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
+    async def expire_leases(
+        self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
+    ) -> list[JobRecord]:
         def change(job: JobRecord) -> bool:
             apply_expiry(job, now=now, max_attempts=max_attempts, message=message)
             return True
 
-        return await self._mutate("status = 'processing' AND COALESCE(lease_until, 0) < ?", (now,), change)
+        if worker_id is not None:
+            return await self._mutate("status = 'processing' AND worker_id = ?", (worker_id,), change)
+        return await self._mutate(
+            "(status = 'processing' AND COALESCE(lease_until, 0) < ?) "
+            "OR (status = 'resolving' AND lease_until < ?)",
+            (now, now),
+            change,
+        )
 
     async def release_worker(self, worker_id: str) -> int:
         def run(db: sqlite3.Connection) -> int:
@@ -360,8 +437,9 @@ class SQLiteJobStore:
         where = ["owner = ?"]
         params: list[Any] = [owner]
         if status is not None:
-            where.append("status = ?")
-            params.append(status)
+            statuses = stored_statuses(status)
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
         if created_after is not None:
             where.append("created_at >= ?")
             params.append(created_after)
@@ -375,7 +453,7 @@ class SQLiteJobStore:
             items = self._select(
                 db,
                 f"{clause} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                [*params, page_size, (page - 1) * page_size],
+                [*params, page_size, min((page - 1) * page_size, _MAX_OFFSET)],
             )
             return items, int(total)
 

@@ -14,6 +14,7 @@ from lipsync.server.auth import Keyring, Principal
 from lipsync.server.execution import Notifier
 from lipsync.server.interfaces import Clock, Fetcher, JobRecord, JobStore, Runner, Storage, WebhookSender
 from lipsync.server.netguard import AddressPolicy
+from lipsync.server.resolver import InputResolver
 from lipsync.server.settings import ServerSettings
 from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
@@ -40,6 +41,7 @@ class ServerState:
     links: Links
     notifier: Notifier
     policy: AddressPolicy
+    resolver: InputResolver
 
 
 def server_of(request: Request) -> ServerState:

@@ -11,10 +11,63 @@ from collections.abc import Sequence
 from contracts import TaskErrorCode
 from lipsync.server.interfaces import JobOutcome, JobRecord
 
-__all__ = ["CANCELLED_MESSAGE", "apply_cancel", "apply_claim", "apply_expiry", "apply_finish"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CANCELLED_MESSAGE",
+    "apply_cancel",
+    "apply_claim",
+    "apply_expiry",
+    "apply_finish",
+    "apply_resolution_claim",
+    "apply_resolved",
+    "expirable",
+    "resolution_claimable",
+    "stored_statuses",
+]
 
 #: ``error`` of a cancelled job (status failed, code 1405): the SDK has no "cancelled" it could poll for.
 CANCELLED_MESSAGE = "cancelled: The prediction was cancelled"
+
+#: Statuses of jobs that count against an owner's active limit.
+ACTIVE_STATUSES: tuple[str, ...] = ("resolving", "created", "processing")
+
+
+def stored_statuses(status: str) -> tuple[str, ...]:
+    """The stored statuses a public status filter matches (clients see ``resolving`` as ``created``)."""
+    return ("created", "resolving") if status == "created" else (status,)
+
+
+def resolution_claimable(job: JobRecord, *, now: float) -> bool:
+    """A resolving job nobody holds: released, or its resolver's lease ran out."""
+    return job.status == "resolving" and (job.lease_until is None or job.lease_until < now)
+
+
+def expirable(job: JobRecord, *, now: float, worker_id: str | None = None) -> bool:
+    """Whether ``expire_leases`` applies to *job*: a processing job whose lease ran out, or any of
+    *worker_id*'s processing jobs when given; a resolving job whose resolver's lease ran out."""
+    if worker_id is not None:
+        return job.status == "processing" and job.worker_id == worker_id
+    if job.status == "processing":
+        return (job.lease_until or 0.0) < now
+    return job.status == "resolving" and job.lease_until is not None and job.lease_until < now
+
+
+def apply_resolution_claim(job: JobRecord, resolver_id: str, *, now: float, lease_s: float) -> None:
+    """A resolver takes over a resolving job (precondition: ``resolution_claimable``)."""
+    job.worker_id = resolver_id
+    job.lease_until = now + lease_s
+    job.attempts += 1
+
+
+def apply_resolved(job: JobRecord, inputs: dict[str, str], timings: dict[str, int] | None) -> None:
+    """resolving -> created (precondition: resolving, held by the caller). Resolution attempts do not
+    count against the runs a worker may make."""
+    job.status = "created"
+    job.inputs = dict(inputs)
+    job.worker_id = None
+    job.lease_until = None
+    job.attempts = 0
+    job.timings = {**job.timings, **(timings or {})}
 
 
 def apply_claim(job: JobRecord, worker_id: str, *, now: float, lease_s: float) -> None:
@@ -54,8 +107,9 @@ def apply_finish(
 
 
 def apply_cancel(job: JobRecord, *, now: float) -> None:
-    """created -> failed(1405) at once; processing -> cancel flag (the worker stops); terminal: unchanged."""
-    if job.status == "created":
+    """resolving/created -> failed(1405) at once; processing -> cancel flag (the worker stops); terminal:
+    unchanged."""
+    if job.status in ("resolving", "created"):
         apply_finish(
             job, status="failed", now=now, error=CANCELLED_MESSAGE, code=int(TaskErrorCode.TASK_FAILED)
         )
@@ -64,8 +118,13 @@ def apply_cancel(job: JobRecord, *, now: float) -> None:
 
 
 def apply_expiry(job: JobRecord, *, now: float, max_attempts: int, message: str) -> None:
-    """A processing job whose lease ran out (its worker died or hung): retry, or fail with *message*."""
-    if job.cancel_requested:
+    """A processing job whose lease ran out (its worker died or hung): retry, or fail with *message*.
+    A resolving job whose resolver's lease ran out: released for another resolver (which counts the
+    attempt and gives up past the limit)."""
+    if job.status == "resolving":
+        job.worker_id = None
+        job.lease_until = None
+    elif job.cancel_requested:
         apply_finish(
             job, status="failed", now=now, error=CANCELLED_MESSAGE, code=int(TaskErrorCode.TASK_FAILED)
         )

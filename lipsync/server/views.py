@@ -71,7 +71,7 @@ async def to_prediction(
         outputs=outputs,
         urls=PredictionUrls(get=result_url(base, job.id)),
         has_nsfw_contents=[False] * len(outputs),
-        status=job.status,
+        status=job.public_status,
         created_at=iso_time(job.created_at),
         error=job.error,
         timings=timings,

@@ -76,19 +76,28 @@ async def work_loop(
 
 
 async def sweep_expired(
-    context: RunnerContext, *, now: float | None = None, detail: str = "lease expired"
+    context: RunnerContext,
+    *,
+    now: float | None = None,
+    detail: str = "lease expired",
+    worker_id: str | None = None,
 ) -> list[JobRecord]:
-    """Re-queue or fail jobs whose lease ran out; send webhooks for those that failed. Returns the re-queued."""
+    """Re-queue or fail jobs whose lease ran out (with *worker_id*: that dead worker's jobs); send webhooks
+    for those that failed. Returns the re-queued. (Resolving jobs whose resolver's lease ran out are
+    released too; the API's resolver takes them over, see ``resolver.py``.)"""
     changed = await context.store.expire_leases(
         now=context.clock.now() if now is None else now,
         max_attempts=context.settings.max_attempts,
         message=DIED_MESSAGE.format(detail=detail),
+        worker_id=worker_id,
     )
     requeued: list[JobRecord] = []
     for job in changed:
         if job.is_terminal:
             log.warning("job %s failed: %s", job.id, job.error)
             await context.notifier.job_finished(job)
+        elif job.status == "resolving":
+            log.warning("job %s: the resolution of its inputs was interrupted; it will be taken over", job.id)
         else:
             log.warning("job %s re-queued after its worker stopped (%s)", job.id, detail)
             requeued.append(job)
@@ -96,7 +105,8 @@ async def sweep_expired(
 
 
 async def recover_interrupted(context: RunnerContext) -> int:
-    """At start-up (data dir locked, no workers yet) every ``processing`` job was interrupted: recover all."""
+    """At start-up (data dir locked, no workers yet) every ``processing`` job was interrupted: recover all.
+    Resolving jobs were interrupted too: they are released for the API's resolver."""
     return len(await sweep_expired(context, now=float("inf"), detail="the server stopped while it ran"))
 
 
@@ -318,10 +328,13 @@ class ProcessRunner:
                 proc.join()
                 del self._procs[worker_id]
                 code = proc.exitcode
-                released = await self._context.store.release_worker(worker_id)
-                if code != 0 or released:
-                    log.error("worker %s exited with code %s holding %d job(s)", worker_id, code, released)
-                await sweep_expired(self._context, detail=f"worker process exited with code {code}")
+                # Its jobs are retried or failed in one step that names the exit code (a separate
+                # release would let the lease sweep fail them first, as "lease expired").
+                requeued = await sweep_expired(
+                    self._context, detail=f"worker process exited with code {code}", worker_id=worker_id
+                )
+                if code != 0 or requeued:
+                    log.error("worker %s exited with code %s", worker_id, code)
                 # A worker that keeps dying (e.g. its engine cannot load) is restarted ever more slowly.
                 backoff = min(30.0, backoff * 2 or 0.5) if code != 0 else 0.0
                 if backoff:

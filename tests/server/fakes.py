@@ -223,6 +223,21 @@ class FakeFetcher:
         return FetchResult(size=len(data), content_type=None, final_url=url)
 
 
+class GatedFetcher(FakeFetcher):
+    """A FakeFetcher whose downloads wait for ``gate`` (set ``waiting`` once one is held there)."""
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        super().__init__(files)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    async def fetch(self, url: str, dest: Path) -> FetchResult:
+        self.waiting.set()
+        while not self.gate.is_set():  # bounded by whoever holds the gate (tests set it, or stop the app)
+            await asyncio.sleep(0.01)
+        return await super().fetch(url, dest)
+
+
 class RecordingWebhooks:
     """A WebhookSender that records deliveries and signals each one."""
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import av
 
 from contracts import PredictionResponse
 from lipsync.errors import EngineError, NoFaceDetected, WeightsError
+from lipsync.server.local_storage import LocalStorage
 from tests.server.conftest import AUDIO, AUTH, OTHER_KEY, SUBMIT, VIDEO, Harness
-from tests.server.fakes import FakeEngine, make_mp4, make_wav
+from tests.server.fakes import FakeEngine, GatedFetcher, make_mp4, make_wav
 
 
 def local(url: str) -> str:
@@ -103,10 +107,32 @@ def test_validation_errors_are_400_envelopes_naming_the_field(harness: Harness) 
     assert harness.fetcher.calls == []
 
 
-def test_unreachable_input_is_400_naming_the_field(harness: Harness) -> None:
+def test_submit_answers_created_at_once_and_resolves_inputs_in_the_background(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """The download happens after the submit answered: a fetcher that has not delivered yet cannot hold
+    the submit up (WaveSpeed's SDK gives a submit 60 s), and the job is not queued before it has."""
+    fetcher = GatedFetcher()
+    h = harness_factory(fetcher=fetcher)
+    r = h.submit()
+    assert r.status_code == 200 and r.json()["data"]["status"] == "created"
+    assert fetcher.waiting.wait(10)  # the download started, and is still held
+    job_id = r.json()["data"]["id"]
+    assert h.result(job_id).json()["data"]["status"] == "created" and h.engine.calls == []
+    fetcher.gate.set()
+    data = h.wait_status(job_id, {"completed", "failed"})
+    assert data["status"] == "completed" and data["timings"]["download"] >= 0
+
+
+def test_unreachable_input_fails_the_job_with_1402_naming_the_field(harness: Harness) -> None:
     r = harness.submit({"audio": "https://media.example/missing.wav"})
-    assert r.status_code == 400
-    assert r.json()["message"].startswith("Invalid parameter 'audio': could not fetch the URL")
+    assert r.status_code == 200 and r.json()["data"]["status"] == "created"
+    data = harness.wait_status(r.json()["data"]["id"], {"completed", "failed"})
+    assert (data["status"], data["code"], data["outputs"]) == ("failed", 1402, [])
+    assert data["error"] == (
+        "media_not_reachable: input 'audio': could not fetch the URL: the media server answered status 404"
+    )
+    assert harness.engine.calls == []
 
 
 def test_unknown_and_foreign_predictions_are_404(harness: Harness) -> None:
@@ -143,41 +169,52 @@ def test_data_uri_inputs_are_accepted(harness: Harness) -> None:
     assert harness.fetcher.calls == []
 
 
-def test_non_media_inputs_are_refused_before_queueing(harness: Harness) -> None:
-    html = "data:text/html;base64," + base64.b64encode(b"<html><body>Not found</body></html>").decode()
-    r = harness.submit({"video": html})
-    assert r.status_code == 400
-    assert r.json()["message"] == (
-        "Invalid parameter 'video': not a media file (it looks like text or an HTML/JSON page)"
+def test_non_media_inputs_fail_the_job_with_1401_before_it_is_queued(
+    harness_factory: Callable[..., Harness], tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    harness = harness_factory(storage=LocalStorage(media))
+
+    def outcome(change: dict[str, str]) -> tuple[str, int, str]:
+        r = harness.submit(change)
+        assert r.status_code == 200, r.text
+        data = harness.wait_status(r.json()["data"]["id"], {"completed", "failed"})
+        return data["status"], data["code"], data["error"]
+
+    def data_uri(mime: str, raw: bytes) -> str:
+        return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+    html = data_uri("text/html", b"<html><body>Not found</body></html>")
+    assert outcome({"video": html}) == (
+        "failed",
+        1401,
+        "media_unreadable: input 'video': not a media file (it looks like text or an HTML/JSON page)",
     )
-    noise = "data:application/octet-stream;base64," + base64.b64encode(bytes(range(256)) * 8).decode()
-    r = harness.submit({"video": noise})
-    assert r.status_code == 400 and "not a readable media file" in r.json()["message"]
-    wav_as_video = "data:audio/wav;base64," + base64.b64encode(make_wav()).decode()
-    r = harness.submit({"video": wav_as_video})
-    assert (
-        r.status_code == 400
-        and r.json()["message"] == "Invalid parameter 'video': the file has no video stream"
+    status, code, error = outcome({"video": data_uri("application/octet-stream", bytes(range(256)) * 8)})
+    assert (status, code) == ("failed", 1401)
+    assert error.startswith("media_unreadable: input 'video': not a readable media file")
+    assert outcome({"video": data_uri("audio/wav", make_wav())}) == (
+        "failed",
+        1401,
+        "no_video_stream: input 'video': the file has no video stream",
     )
-    silent = "data:video/mp4;base64," + base64.b64encode(make_mp4(with_audio=False)).decode()
-    r = harness.submit({"audio": silent})
-    assert (
-        r.status_code == 400
-        and r.json()["message"] == "Invalid parameter 'audio': the file has no audio stream"
+    assert outcome({"audio": data_uri("video/mp4", make_mp4(with_audio=False))}) == (
+        "failed",
+        1401,
+        "no_audio_stream: input 'audio': the file has no audio stream",
     )
-    assert harness.engine.calls == []
-    items = harness.client.post("/api/v3/predictions", json={}, headers=AUTH).json()["data"]["items"]
-    assert items == []
+    assert harness.engine.calls == []  # never queued
+    assert not [p for p in (media / "inputs").rglob("*") if p.is_file()]  # failed jobs keep no inputs
 
 
-def test_oversized_inputs_are_refused(harness_factory: Callable[..., Harness]) -> None:
+def test_oversized_inputs_fail_the_job_with_1402(harness_factory: Callable[..., Harness]) -> None:
     h = harness_factory(max_input_bytes=1000)
     big = "data:video/mp4;base64," + base64.b64encode(make_mp4(frames=30)).decode()
     r = h.submit({"video": big})
-    assert (
-        r.status_code == 400
-        and r.json()["message"] == "Invalid parameter 'video': larger than the 1000 byte limit"
-    )
+    assert r.status_code == 200
+    data = h.wait_status(r.json()["data"]["id"], {"completed", "failed"})
+    assert (data["status"], data["code"]) == ("failed", 1402)
+    assert data["error"] == "media_not_reachable: input 'video': larger than the 1000 byte limit"
     r = h.client.post(
         "/api/v3/media/uploads",
         json={"filename": "a.mp4", "size": 5000, "content_type": "video/mp4"},
@@ -290,3 +327,52 @@ def test_account_endpoints_and_health(harness: Harness) -> None:
     assert harness.client.get("/api/v3/balance", headers=AUTH).json()["data"]["balance"] > 0
     health = harness.client.get("/healthz").json()
     assert health["data"]["status"] == "ok" and health["data"]["runner"]["alive"] == 1
+
+
+def test_sync_mode_answers_an_input_failure_as_the_failed_job(harness: Harness) -> None:
+    r = harness.submit({"video": "https://media.example/missing.mp4", "enable_sync_mode": True})
+    data = r.json()["data"]
+    assert r.status_code == 200 and (data["status"], data["code"]) == ("failed", 1402)
+    assert data["error"].startswith("media_not_reachable: input 'video': could not fetch the URL")
+
+
+def test_an_input_failure_sends_the_webhook(harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory(fetch_allow="127.0.0.1")  # the webhook target (never contacted: recorded)
+    r = harness.submit({"audio": "https://media.example/missing.wav"}, webhook="http://127.0.0.1:9/hook")
+    job_id = r.json()["data"]["id"]
+    harness.wait_status(job_id, {"failed"})
+    deadline = time.monotonic() + 10
+    while not harness.webhooks.sent:  # the notifier sends in the background
+        assert time.monotonic() < deadline, "no webhook"
+        time.sleep(0.01)
+    (sent,) = harness.webhooks.sent
+    body = json.loads(sent["body"])
+    assert (sent["webhook_id"], body["status"], body["code"]) == (job_id, "failed", 1402)
+
+
+def test_cancel_and_delete_while_inputs_are_being_fetched(harness_factory: Callable[..., Harness]) -> None:
+    fetcher = GatedFetcher()
+    h = harness_factory(fetcher=fetcher)
+    cancelled = h.submit().json()["data"]["id"]
+    assert fetcher.waiting.wait(10)
+    r = h.client.post(f"/api/v3/predictions/{cancelled}/cancel", headers=AUTH)
+    data = r.json()["data"]
+    assert r.status_code == 200 and (data["status"], data["code"]) == ("failed", 1405)
+    deleted = h.submit().json()["data"]["id"]
+    r = h.client.post("/api/v3/predictions/delete", json={"ids": [deleted]}, headers=AUTH)
+    assert r.json()["data"] == {"deleted_count": 1}
+    fetcher.gate.set()  # whatever was still downloading finishes now, into nothing
+    later = h.submit({"enable_sync_mode": True}).json()["data"]
+    assert later["status"] == "completed"
+    assert h.result(cancelled).json()["data"]["code"] == 1405 and h.result(deleted).status_code == 404
+    assert len(h.engine.calls) == 1  # only the last job ran
+
+
+def test_history_shows_a_job_being_resolved_as_created(harness_factory: Callable[..., Harness]) -> None:
+    fetcher = GatedFetcher()
+    h = harness_factory(fetcher=fetcher)
+    job_id = h.submit().json()["data"]["id"]
+    page = h.client.post("/api/v3/predictions", json={"status": "created"}, headers=AUTH).json()["data"]
+    assert [(p["id"], p["status"]) for p in page["items"]] == [(job_id, "created")]
+    fetcher.gate.set()
+    assert h.wait_status(job_id, {"completed", "failed"})["status"] == "completed"

@@ -1,8 +1,9 @@
 """The shared contract suite (tests/contract) against the real server app, over real HTTP (uvicorn).
 
-Backends: the embedded SQLite store and local storage, the in-process runner with a fake engine (edges
-we do not test here: the model, and input downloads, which ``test_fetch.py`` covers). The fake engine
-picks its behaviour from the request's ``seed``, so each contract job can end the way the suite asks.
+Backends: the embedded SQLite store and local storage, the in-process runner with a fake engine and a
+fake fetcher (edges we do not test here: the model, and real downloads, which ``test_fetch.py`` covers).
+A 1402 job names an input URL the fetcher cannot get (the server's own input resolution fails it); the
+fake engine picks its behaviour from the request's ``seed`` for the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lipsync.errors import JobCancelled, MediaFetchError, NoFaceDetected
+from lipsync.errors import JobCancelled, NoFaceDetected
 from lipsync.server import create_app
 from lipsync.server.local_storage import LocalStorage
 from lipsync.server.serving import ServerThread
@@ -27,13 +28,13 @@ from tests.server.conftest import make_settings
 from tests.server.fakes import FakeFetcher, RecordingWebhooks, make_mp4, make_wav
 
 _OUTPUT = make_mp4(frames=5, size=32)
-SEED_FETCH_FAILS = 1402
+UNREACHABLE_VIDEO = "https://media.example/missing-face.mp4"  # FakeFetcher answers 404
 SEED_NO_FACE = 1403
 SEED_RUNS_UNTIL_CANCELLED = 7777
 
 
 class ScenarioEngine:
-    """Completes, fails with a chosen error, or runs until cancelled, depending on the request's seed."""
+    """Completes, fails with no face, or runs until cancelled, depending on the request's seed."""
 
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -48,8 +49,6 @@ class ScenarioEngine:
         seed: int = 0,
         **_: Any,
     ) -> None:
-        if seed == SEED_FETCH_FAILS:
-            raise MediaFetchError("Failed to download the media from the provided URL")
         if seed == SEED_NO_FACE:
             raise NoFaceDetected("No face detected in the video", frame_index=0, timestamp_s=0.0)
         if seed == SEED_RUNS_UNTIL_CANCELLED:
@@ -58,15 +57,6 @@ class ScenarioEngine:
                     progress(0.5)
             raise JobCancelled("server shut down")
         Path(out_path).write_bytes(_OUTPUT)
-
-
-class _BufferedTransport(httpx.HTTPTransport):
-    """Reads each request body before sending: schemathesis inspects ``request.content`` afterwards, which
-    httpx only keeps for buffered (not streamed, e.g. multipart) bodies."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        return super().handle_request(request)
 
 
 class ServerTarget(BaseTarget):
@@ -86,17 +76,21 @@ class ServerTarget(BaseTarget):
         }
 
     def failing_job(self, code: int) -> JobSpec:
-        assert code in (SEED_FETCH_FAILS, SEED_NO_FACE), code
+        if code == 1402:
+            return JobSpec({**self.media_inputs(), "video": UNREACHABLE_VIDEO})
+        assert code == SEED_NO_FACE, code
         return JobSpec({**self.media_inputs(), "seed": code})
 
     def running_job(self) -> JobSpec:
         return JobSpec({**self.media_inputs(), "seed": SEED_RUNS_UNTIL_CANCELLED})
 
 
-@pytest.fixture
-def contract_target(tmp_path: Path) -> Iterator[ServerTarget]:
+@pytest.fixture(scope="module")
+def server_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerTarget]:
+    """One server for the whole suite (starting one per test cost more than the tests): the suite's tests
+    do not depend on each other's jobs, and every job they start ends (a running one is cancelled)."""
     settings = make_settings(
-        tmp_path,
+        tmp_path_factory.mktemp("contract-server"),
         api_keys=[ServerTarget.api_key],
         sync_timeout_s=20.0,
         max_active_jobs_per_key=1000,
@@ -110,14 +104,16 @@ def contract_target(tmp_path: Path) -> Iterator[ServerTarget]:
         fetcher=FakeFetcher(),
         webhooks=RecordingWebhooks(),
     )
-    with (
-        ServerThread(app) as server,
-        httpx.Client(base_url=server.base_url, timeout=30, transport=_BufferedTransport()) as client,
-    ):
+    with ServerThread(app) as server, httpx.Client(base_url=server.base_url, timeout=30) as client:
         try:
             yield ServerTarget(client)
         finally:
             engine.stop.set()
+
+
+@pytest.fixture
+def contract_target(server_target: ServerTarget) -> ServerTarget:
+    return server_target
 
 
 class TestServerContract(ContractSuite):

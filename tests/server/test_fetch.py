@@ -258,19 +258,33 @@ def test_real_loopback_server_with_the_allow_setting(
 def test_submit_with_the_real_fetcher(
     harness_factory: Callable[..., Harness], media_server: tuple[str, list[str]], tmp_path: Path
 ) -> None:
+    """Refused and non-media URLs end the job failed (1402 / 1401, naming the field); the submit is 200."""
     from lipsync.server.backends import build_fetcher
 
-    base, _hits = media_server
+    def outcome(h: Harness, body: dict[str, object]) -> dict[str, object]:
+        r = h.submit(body)
+        assert r.status_code == 200 and r.json()["data"]["status"] == "created", r.text
+        return h.wait_status(r.json()["data"]["id"], {"completed", "failed"})
+
+    base, hits = media_server
+    hits.clear()
     strict = harness_factory(fetcher=build_fetcher(make_settings(tmp_path)))
-    r = strict.submit({"video": f"{base}/v.mp4", "audio": AUDIO.replace("https://media.example", base)})
-    assert r.status_code == 400 and "loopback" in r.json()["message"]
+    data = outcome(strict, {"video": f"{base}/v.mp4", "audio": AUDIO.replace("https://media.example", base)})
+    assert (data["status"], data["code"]) == ("failed", 1402)
+    assert data["error"] == (
+        "media_not_reachable: input 'video': could not fetch the URL: "
+        "refused to fetch: address 127.0.0.1 is loopback"
+    )
+    assert hits == []  # refused before connecting
 
     relaxed = harness_factory(fetcher=build_fetcher(make_settings(tmp_path, fetch_allow="127.0.0.1")))
-    r = relaxed.submit({"video": f"{base}/page.mp4", "audio": f"{base}/v.mp4"})
-    assert r.status_code == 400
-    assert (
-        r.json()["message"]
-        == "Invalid parameter 'video': not a media file (it looks like text or an HTML/JSON page)"
+    data = outcome(relaxed, {"video": f"{base}/page.mp4", "audio": f"{base}/v.mp4"})
+    assert (data["status"], data["code"]) == ("failed", 1401)
+    assert data["error"] == (
+        "media_unreadable: input 'video': not a media file (it looks like text or an HTML/JSON page)"
     )
-    r = relaxed.submit({"video": f"{base}/v.mp4", "audio": f"{base}/v.mp4", "enable_sync_mode": True})
-    assert r.json()["data"]["status"] == "completed"
+    data = outcome(relaxed, {"video": f"{base}/v.mp4", "audio": f"{base}/hop"})
+    assert (data["status"], data["code"]) == ("failed", 1402)
+    assert "input 'audio'" in str(data["error"]) and "address ::1 is loopback" in str(data["error"])
+    data = outcome(relaxed, {"video": f"{base}/v.mp4", "audio": f"{base}/v.mp4"})
+    assert data["status"] == "completed"

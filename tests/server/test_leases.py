@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from lipsync.server.interfaces import JobRecord
-from tests.server.conftest import Harness
+from tests.server.conftest import AUDIO, VIDEO, Harness
 from tests.server.fakes import FakeEngine
 
 
@@ -47,3 +47,35 @@ def test_a_job_running_past_the_time_limit_fails_with_5004(harness_factory: Call
     assert (data["status"], data["code"]) == ("failed", 5004)
     assert data["error"] == "timeout: the job ran longer than 0.3 s"
     gate.set()
+
+
+def resolving_job(job_id: str, owner: str, *, attempts: int) -> JobRecord:
+    """A job whose resolver stopped mid-resolution (its lease already ran out)."""
+    return JobRecord(
+        id=job_id,
+        owner=owner,
+        base_url="http://testserver",
+        options={},
+        inputs={},
+        created_at=time.time(),
+        status="resolving",
+        worker_id="vanished-resolver",
+        lease_until=time.time() - 1,
+        attempts=attempts,
+        sources={"video": VIDEO, "audio": AUDIO},
+    )
+
+
+def test_the_sweep_takes_over_an_abandoned_resolution(harness_factory: Callable[..., Harness]) -> None:
+    h = harness_factory(lease_s=0.8)  # maintenance runs every 0.2 s
+    owner = h.app.state.server.keyring.authenticate("test-key").owner
+    asyncio.run(h.store.create(resolving_job("orphan", owner, attempts=1)))
+    data = h.wait_status("orphan", {"completed", "failed"})
+    assert data["status"] == "completed", data
+    assert h.fetcher.calls == [VIDEO, AUDIO]
+    # One interrupted too often (say, by input that crashes the server) is failed, not tried forever.
+    asyncio.run(h.store.create(resolving_job("cursed", owner, attempts=2)))
+    data = h.wait_status("cursed", {"completed", "failed"})
+    assert (data["status"], data["code"]) == ("failed", 5000)
+    assert data["error"].startswith("internal_error: resolving the inputs was interrupted 2 times")
+    assert h.fetcher.calls == [VIDEO, AUDIO]

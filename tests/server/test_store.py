@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -225,3 +225,122 @@ def test_sqlite_concurrent_claims_from_two_processes_never_share_a_job(tmp_path:
     claimed = results["wa"] + results["wb"]
     assert sorted(claimed) == [f"j{i:02d}" for i in range(60)]
     assert len(set(claimed)) == len(claimed)
+
+
+# ---- input resolution (jobs accepted before their inputs are stored) ------------------------------------
+
+
+def resolving(job_id: str, *, resolver: str | None = "r1", lease_until: float | None = 200.0) -> JobRecord:
+    record = job(job_id)
+    record.inputs = {}
+    record.sources = {"video": "https://cdn.example/v.mp4", "audio": "stored:inputs/x/source/audio"}
+    record.status = "resolving"
+    record.worker_id = resolver
+    record.lease_until = lease_until
+    record.attempts = 1
+    return record
+
+
+@pytest.fixture(params=["memory", "sqlite", "dict"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobStore]:
+    """Every JobStore, Modal's Dict store included (the resolution methods are new to all three)."""
+    from lipsync.server.modal_backends import DictJobStore
+    from tests.modal.fakes import FakeDict
+
+    stores: dict[str, Callable[[], JobStore]] = {
+        "memory": MemoryJobStore,
+        "sqlite": lambda: SQLiteJobStore(tmp_path / "jobs.db"),
+        "dict": lambda: DictJobStore(FakeDict(), lock_ttl_s=2.0),
+    }
+    s = stores[request.param]()
+    yield s
+    await s.close()
+
+
+async def test_a_resolving_job_is_active_but_never_claimed_by_a_worker(any_store: JobStore) -> None:
+    await any_store.create(resolving("a"), active_limit=2)
+    assert await any_store.count_active("k_a") == 1
+    assert await any_store.claim("w1", now=101.0, lease_s=10.0) is None
+    got = await any_store.get("a")
+    assert got is not None and got.status == "resolving" and got.public_status == "created"
+    assert got.sources == resolving("a").sources
+    items, total = await any_store.list_jobs("k_a", page=1, page_size=10, status="created")
+    assert total == 1 and items[0].id == "a"  # clients see it as created
+
+
+async def test_finish_resolution_queues_or_fails_only_for_the_holder(any_store: JobStore) -> None:
+    await any_store.create(resolving("a"))
+    await any_store.create(resolving("b"))
+    inputs = {"video": "inputs/a/video.mp4", "audio": "inputs/a/audio.wav"}
+    assert await any_store.finish_resolution("a", "intruder", now=101.0, inputs=inputs) is None
+    queued = await any_store.finish_resolution("a", "r1", now=101.0, inputs=inputs, timings={"download": 7})
+    assert queued is not None and (queued.status, queued.inputs, queued.attempts) == ("created", inputs, 0)
+    assert queued.worker_id is None and queued.timings["download"] == 7
+    assert await any_store.finish_resolution("a", "r1", now=102.0, inputs=None, error="late") is None
+    claimed = await any_store.claim("w1", now=103.0, lease_s=10.0)
+    assert claimed is not None and claimed.id == "a" and claimed.attempts == 1
+
+    failed = await any_store.finish_resolution("b", "r1", now=104.0, inputs=None, error="e: bad", code=1401)
+    assert failed is not None and (failed.status, failed.error, failed.code) == ("failed", "e: bad", 1401)
+    assert await any_store.count_active("k_a") == 1  # only "a", running
+
+
+async def test_an_expired_resolution_is_released_and_taken_over(any_store: JobStore) -> None:
+    await any_store.create(resolving("a", lease_until=150.0))
+    await any_store.create(resolving("b", lease_until=300.0))
+    assert await any_store.claim_resolution("r2", now=120.0, lease_s=50.0) is None  # both still held
+    (released,) = await any_store.expire_leases(now=160.0, max_attempts=2, message=DIED)
+    assert (released.id, released.status, released.worker_id) == ("a", "resolving", None)
+    taken = await any_store.claim_resolution("r2", now=161.0, lease_s=500.0)
+    assert taken is not None and (taken.id, taken.worker_id, taken.attempts) == ("a", "r2", 2)
+    assert taken.lease_until == 661.0
+    assert await any_store.claim_resolution("r3", now=170.0, lease_s=50.0) is None  # b: still held
+    # A resolver's lease that ran out can be taken over without a sweep in between.
+    late = await any_store.claim_resolution("r3", now=301.0, lease_s=50.0)
+    assert late is not None and late.id == "b"
+    assert await any_store.finish_resolution("a", "r1", now=302.0, inputs={"video": "v"}) is None
+
+
+async def test_cancelling_a_resolving_job_fails_it_at_once(any_store: JobStore) -> None:
+    await any_store.create(resolving("a"))
+    cancelled = await any_store.cancel("a", now=105.0)
+    assert cancelled is not None and (cancelled.status, cancelled.code) == ("failed", 1405)
+    assert await any_store.finish_resolution("a", "r1", now=106.0, inputs={"video": "v"}) is None
+    assert await any_store.claim_resolution("r2", now=1e9, lease_s=1.0) is None
+
+
+async def test_expiring_a_dead_workers_jobs_whatever_their_lease(any_store: JobStore) -> None:
+    await any_store.create(job("a"))
+    await any_store.create(job("b", created_at=101.0))
+    await any_store.claim("w1", now=101.0, lease_s=1000.0)
+    await any_store.claim("w2", now=101.0, lease_s=1000.0)
+    (requeued,) = await any_store.expire_leases(now=102.0, max_attempts=2, message=DIED, worker_id="w1")
+    assert (requeued.id, requeued.status) == ("a", "created")
+    other = await any_store.get("b")
+    assert other is not None and other.status == "processing"  # w2's lease is untouched
+
+
+async def test_sqlite_files_of_the_previous_schema_are_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
+            created_at REAL NOT NULL, base_url TEXT NOT NULL, options TEXT NOT NULL, inputs TEXT NOT NULL,
+            webhook TEXT, base64_output INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
+            outputs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '', code INTEGER, progress REAL,
+            attempts INTEGER NOT NULL DEFAULT 0, worker_id TEXT, lease_until REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT NOT NULL DEFAULT '{}');
+        INSERT INTO jobs (id, owner, status, created_at, base_url, options, inputs)
+            VALUES ('old', 'k_a', 'created', 1.0, 'http://h', '{}', '{"video": "inputs/old/v.mp4"}');
+        PRAGMA user_version = 1;
+        """
+    )
+    old.close()
+    store = SQLiteJobStore(path)
+    got = await store.get("old")
+    assert got is not None and got.sources == {} and got.inputs == {"video": "inputs/old/v.mp4"}
+    await store.create(resolving("new"))
+    assert (await store.get("new")) == resolving("new")
+    await store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2

@@ -30,7 +30,17 @@ from typing import Any, TypeVar
 
 from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
 from lipsync.server.modal_backends.handles import DictHandle, in_thread
-from lipsync.server.transitions import apply_cancel, apply_claim, apply_expiry, apply_finish
+from lipsync.server.transitions import (
+    apply_cancel,
+    apply_claim,
+    apply_expiry,
+    apply_finish,
+    apply_resolution_claim,
+    apply_resolved,
+    expirable,
+    resolution_claimable,
+    stored_statuses,
+)
 
 __all__ = ["ActiveJob", "DictJobStore", "DictLock", "StoreBusy"]
 
@@ -272,6 +282,51 @@ class DictJobStore:
 
         return await self._run(claim)
 
+    async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
+        """The oldest resolving job nobody holds, taken over by *resolver_id* (an API container)."""
+
+        def take(item: ActiveJob) -> tuple[ActiveJob | None, JobRecord | None]:
+            if not resolution_claimable(item.job, now=now):
+                return None, None  # taken or finished meanwhile
+            apply_resolution_claim(item.job, resolver_id, now=now, lease_s=lease_s)
+            return item, item.job
+
+        def claim() -> JobRecord | None:
+            free = sorted(
+                (a.job for a in self._active_sync() if resolution_claimable(a.job, now=now)),
+                key=lambda j: (j.created_at, j.id),
+            )
+            for candidate in free:
+                got = self._update(candidate.id, take, None)
+                if got is not None:
+                    return got
+            return None
+
+        return await self._run(claim)
+
+    async def finish_resolution(
+        self,
+        job_id: str,
+        resolver_id: str,
+        *,
+        now: float,
+        inputs: dict[str, str] | None,
+        timings: dict[str, int] | None = None,
+        error: str = "",
+        code: int | None = None,
+    ) -> JobRecord | None:
+        def done(item: ActiveJob) -> tuple[ActiveJob | None, JobRecord | None]:
+            job = item.job
+            if job.status != "resolving" or job.worker_id != resolver_id:
+                return None, None
+            if inputs is not None:
+                apply_resolved(job, inputs, timings)
+            else:
+                apply_finish(job, status="failed", now=now, error=error, code=code, timings=timings)
+            return item, job
+
+        return await self._run(self._update, job_id, done, None)
+
     async def heartbeat(
         self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
     ) -> HeartbeatReply:
@@ -329,16 +384,18 @@ class DictJobStore:
                 log.exception("could not cancel FunctionCall %s of cancelled job %s", dropped[0], job_id)
         return job
 
-    async def expire_leases(self, *, now: float, max_attempts: int, message: str) -> list[JobRecord]:
+    async def expire_leases(
+        self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
+    ) -> list[JobRecord]:
         def expire() -> list[JobRecord]:
             changed: list[JobRecord] = []
             for candidate in self._active_sync():
                 job = candidate.job
-                if job.status != "processing" or (job.lease_until or 0.0) >= now:
+                if not expirable(job, now=now, worker_id=worker_id):
                     continue
 
                 def lapse(item: ActiveJob) -> tuple[ActiveJob | None, JobRecord | None]:
-                    if item.job.status != "processing" or (item.job.lease_until or 0.0) >= now:
+                    if not expirable(item.job, now=now, worker_id=worker_id):
                         return None, None  # renewed or finished meanwhile
                     apply_expiry(item.job, now=now, max_attempts=max_attempts, message=message)
                     return item, item.job
@@ -383,7 +440,7 @@ class DictJobStore:
             j
             for j in (a.job for a in items)
             if j.owner == owner
-            and (status is None or j.status == status)
+            and (status is None or j.status in stored_statuses(status))
             and (created_after is None or j.created_at >= created_after)
             and (created_before is None or j.created_at < created_before)
         ]

@@ -16,14 +16,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from lipsync.server.app import create_app
-from lipsync.server.backends import build_fetcher, build_links, build_webhooks
+from lipsync.server.backends import build_fetcher, build_links, build_signer, build_webhooks
 from lipsync.server.engine_adapter import engine_factory_from_settings
 from lipsync.server.execution import JobExecutor, Notifier
-from lipsync.server.interfaces import Engine, RunnerContext, WebhookSender
+from lipsync.server.inputs import InputDeps
+from lipsync.server.interfaces import Engine, Fetcher, RunnerContext, WebhookSender
 from lipsync.server.modal_backends.dict_store import DictJobStore
 from lipsync.server.modal_backends.handles import ModalBackends
 from lipsync.server.modal_backends.runner import ModalRunner
 from lipsync.server.modal_backends.volume_storage import VolumeStorage
+from lipsync.server.resolver import InputResolver
 from lipsync.server.worker import sweep_expired
 
 __all__ = [
@@ -80,8 +82,14 @@ def _webhooks(backends: ModalBackends) -> WebhookSender:
     return backends.webhooks if backends.webhooks is not None else build_webhooks(backends.settings)
 
 
+def _fetcher(backends: ModalBackends) -> Fetcher:
+    return backends.fetcher if backends.fetcher is not None else build_fetcher(backends.settings)
+
+
 def create_modal_api(backends: ModalBackends, *, gpu_timeout_s: float | None = None) -> FastAPI:
-    """The server's app over the Modal backends (what the ``@modal.asgi_app`` function returns)."""
+    """The server's app over the Modal backends (what the ``@modal.asgi_app`` function returns).
+
+    Input resolution runs in this CPU container, before a GPU call is spawned (``resolver.py``)."""
     _require_secret(backends)
     settings = backends.settings
     store = make_store(backends)
@@ -90,7 +98,7 @@ def create_modal_api(backends: ModalBackends, *, gpu_timeout_s: float | None = N
         store=store,
         storage=make_storage(backends),
         runner=make_runner(backends, store, gpu_timeout_s=gpu_timeout_s),
-        fetcher=backends.fetcher if backends.fetcher is not None else build_fetcher(settings),
+        fetcher=_fetcher(backends),
         webhooks=_webhooks(backends),
         clock=backends.clock,
     )
@@ -179,7 +187,8 @@ async def _run_job(job_id: str, backends: ModalBackends, engine: Engine) -> JobR
 
 
 def sweep(backends: ModalBackends, *, gpu_timeout_s: float | None = None) -> dict[str, int]:
-    """One maintenance pass (the scheduled function): expired leases, ended calls, retention. Blocking."""
+    """One maintenance pass (the scheduled function): expired leases, ended calls, retention, and input
+    resolutions an API container left unfinished (counted as re-queued or failed). Blocking."""
     return asyncio.run(_sweep(backends, gpu_timeout_s))
 
 
@@ -193,10 +202,21 @@ async def _sweep(backends: ModalBackends, gpu_timeout_s: float | None) -> dict[s
     runner = make_runner(backends, store, gpu_timeout_s=gpu_timeout_s, background=False)
     context = RunnerContext(store=store, storage=storage, notifier=notifier, clock=clock, settings=settings)
     await runner.start(context)
+    resolver = InputResolver(
+        InputDeps(
+            settings=settings, storage=storage, fetcher=_fetcher(backends), signer=build_signer(settings)
+        ),
+        store=store,
+        runner=runner,
+        notifier=notifier,
+        clock=clock,
+    )
     try:
         requeued = await sweep_expired(context)
         for job in requeued:
             await runner.submit(job)
+        if await resolver.recover():
+            await resolver.drain(timeout=resolver.lease_s)
         failed = await runner.reconcile_once()
         purged = await store.purge(before=clock.now() - settings.retention_s)
         for job in purged:
@@ -204,5 +224,10 @@ async def _sweep(backends: ModalBackends, gpu_timeout_s: float | None) -> dict[s
             await storage.delete_prefix(f"outputs/{job.id}")
         await notifier.drain(timeout=settings.webhook_timeout_s)
     finally:
+        await resolver.stop()
         await runner.stop()
-    return {"requeued": len(requeued), "failed": len(failed), "purged": len(purged)}
+    return {
+        "requeued": len(requeued) + resolver.queued,
+        "failed": len(failed) + resolver.failed,
+        "purged": len(purged),
+    }

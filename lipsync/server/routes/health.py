@@ -15,5 +15,7 @@ router = APIRouter()
 
 @router.get("/healthz", summary="Liveness and worker status", tags=["ops"])
 async def healthz(request: Request) -> Response:
-    runner = server_of(request).runner.describe()
-    return envelope_response({"status": "ok", "runner": runner})
+    state = server_of(request)
+    return envelope_response(
+        {"status": "ok", "runner": state.runner.describe(), "inputs": state.resolver.describe()}
+    )

@@ -61,6 +61,7 @@ async def delete_predictions(body: DeleteRequest, ctx: ApiDep) -> Response:
     state = ctx.state
     removed = await state.store.delete(ctx.owner, body.ids)
     for job in removed:
+        state.resolver.cancel(job.id)
         await state.storage.delete_prefix(f"inputs/{job.id}")
         await state.storage.delete_prefix(f"outputs/{job.id}")
     return envelope_response(DeleteResult(deleted_count=len(removed)))

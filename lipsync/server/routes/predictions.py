@@ -1,4 +1,9 @@
-"""Submit, result (both routes) and cancel."""
+"""Submit, result (both routes) and cancel.
+
+Submit checks only the request itself (400 naming the field) and answers ``created`` at once: the inputs
+are downloaded and checked in the background (``resolver.py``), and unusable ones end the job ``failed``
+with code 1401/1402, as WaveSpeed reports them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
-from lipsync.server.inputs import InputProblem, resolve_inputs
+from lipsync.server.inputs import STORED, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
 from lipsync.server.routes._common import CANCEL, NOT_FOUND, PREDICTION, RATE_LIMITED, RESULT
@@ -92,30 +97,29 @@ async def submit_lipsync(
     if active >= limit:  # cheap early answer; create() below re-checks atomically
         return _too_many(state, active)
 
-    created_at = state.clock.now()
     base_url = ctx.base_url
     job_id = uuid.uuid4().hex
-    try:
-        inputs, download_ms = await resolve_inputs(state, job_id, body, base_url)
-    except InputProblem as exc:
-        return error_response(400, str(exc))
-    job = JobRecord(
-        id=job_id,
-        owner=ctx.owner,
-        base_url=base_url,
-        options=_options(body),
-        inputs=inputs,
-        created_at=created_at,
-        webhook=webhook,
-        base64_output=body.enable_base64_output,
-        timings={"download": download_ms},
+    sources = await stash_sources(state.storage, job_id, body)  # data: URIs must outlive this process
+    job = state.resolver.hold(
+        JobRecord(
+            id=job_id,
+            owner=ctx.owner,
+            base_url=base_url,
+            options=_options(body),
+            inputs={},
+            created_at=state.clock.now(),
+            webhook=webhook,
+            base64_output=body.enable_base64_output,
+            sources=sources,
+        )
     )
     try:
         await state.store.create(job, active_limit=limit)
     except ActiveLimitExceeded as exc:
-        await state.storage.delete_prefix(f"inputs/{job_id}")
+        if any(ref.startswith(STORED) for ref in sources.values()):
+            await state.storage.delete_prefix(source_prefix(job_id))
         return _too_many(state, exc.active)
-    await state.runner.submit(job)
+    state.resolver.start(job)
 
     if not body.enable_sync_mode:
         return envelope_response(await to_prediction(job, state.links, base_url=base_url))
@@ -169,11 +173,14 @@ async def cancel_prediction(prediction_id: str, ctx: ApiDep) -> Response:
     updated = await state.store.cancel(prediction_id, now=state.clock.now())
     if updated is None:
         raise api_error(404, "prediction not found")
+    if updated.is_terminal and updated.error != CANCELLED_MESSAGE:  # it ended on its own a moment ago
+        raise api_error(409, f"prediction already {updated.status}")
+    # Resolving or queued: it ended at once (and its resolution stops); running: its worker stops at the
+    # next heartbeat. The runner hears of both, so it can also drop work it scheduled for a queued job.
+    state.resolver.cancel(prediction_id)
+    await state.runner.cancel(prediction_id)
     if updated.is_terminal:
-        if updated.error != CANCELLED_MESSAGE:  # it ended on its own a moment ago
-            raise api_error(409, f"prediction already {updated.status}")
         await state.notifier.job_finished(updated)
     else:
-        await state.runner.cancel(prediction_id)
         updated = await wait_terminal(state, prediction_id, CANCEL_WAIT_S) or updated
     return envelope_response(await to_prediction(updated, state.links, base_url=ctx.base_url))

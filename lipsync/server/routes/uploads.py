@@ -2,7 +2,8 @@
 
 The PUT target carries its own authorisation (a signature over key, expiry and size cap), because the SDK
 sends the ticket's headers only. An upload's ``download_url`` is a signed link of this server; submitting
-it as an input is resolved locally (see ``inputs.py``). Whether the bytes are media is checked on submit.
+it as an input is resolved locally (see ``inputs.py``). Whether the bytes are media is checked when a job
+uses them (before it is queued).
 """
 
 from __future__ import annotations
