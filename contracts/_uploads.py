@@ -24,7 +24,8 @@ class UploadTicketRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     filename: str = Field(min_length=1, max_length=255)
-    size: int = Field(ge=0)
+    # strict: JSON `true` must not pass as size 1
+    size: int = Field(ge=0, strict=True)
     content_type: str | None = None
 
 
