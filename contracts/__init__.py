@@ -18,8 +18,8 @@ from contracts._common import (
 )
 from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
-from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, RunOptions
+from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._request import LipsyncRequest, MediaRef, describe_validation_error, parse_data_uri
 from contracts._uploads import (
     BinaryUploadResult,
