@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import RunOptions
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord, JobStore
 from lipsync.server.memory import MemoryJobStore
 from lipsync.server.sqlite_store import SQLiteJobStore
@@ -30,7 +31,7 @@ def job(job_id: str, *, owner: str = "k_a", created_at: float = 100.0) -> JobRec
         id=job_id,
         owner=owner,
         base_url="http://h",
-        options={"seed": 1},
+        options=RunOptions(seed=1),
         inputs={"video": f"inputs/{job_id}/video.mp4", "audio": f"inputs/{job_id}/audio.wav"},
         created_at=created_at,
     )

@@ -13,7 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
+from contracts import (
+    ErrorEnvelope,
+    LipsyncRequest,
+    Paths,
+    Prediction,
+    PredictionResponse,
+    RunOptions,
+    TaskErrorCode,
+)
 from lipsync.server.inputs import STORED, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
@@ -30,17 +38,14 @@ router = APIRouter()
 #: How long a cancel request waits for a running job to stop before answering with its current state.
 CANCEL_WAIT_S = 10.0
 
-_OPTION_FIELDS = ("seed", "guidance_scale", "inference_steps", "loop_mode", "model_version", "on_no_face")
 
-
-def _options(body: LipsyncRequest) -> dict[str, object]:
-    """The engine options of a request. ``model_version`` only when the client chose one, so that
-    ``LIPSYNC_MODEL_VERSION`` decides for plain WaveSpeed requests (the contract's default is 1.6)."""
-    return {
-        name: getattr(body, name)
-        for name in _OPTION_FIELDS
-        if name != "model_version" or "model_version" in body.model_fields_set
-    }
+def _options(body: LipsyncRequest, default_version: str) -> RunOptions:
+    """The engine options of a request. ``model_version`` is the client's choice, else the server's
+    ``LIPSYNC_MODEL_VERSION`` (the contract's default is 1.6), fixed now so the record says what runs."""
+    options = body.run_options()
+    if "model_version" in body.model_fields_set:
+        return options
+    return RunOptions.model_validate({**options.model_dump(), "model_version": default_version})
 
 
 def sync_timeout_text(seconds: float) -> str:
@@ -105,7 +110,7 @@ async def submit_lipsync(
             id=job_id,
             owner=ctx.owner,
             base_url=base_url,
-            options=_options(body),
+            options=_options(body, settings.model_version),
             inputs={},
             created_at=state.clock.now(),
             webhook=webhook,
