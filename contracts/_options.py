@@ -123,13 +123,19 @@ class RunOptions(BaseModel):
         (missing fields take their defaults; names no longer known are dropped)."""
         return cls.local({name: value for name, value in data.items() if name in cls.model_fields})
 
-    def run_options(self) -> RunOptions:
+    def run_options(self, *, default_version: ModelVersion | None = None) -> RunOptions:
         """These options alone, as a :class:`RunOptions` (a ``LipsyncRequest`` also carries media and
-        delivery fields). Fields the caller set stay set, so ``model_fields_set`` still tells defaults apart."""
+        delivery fields). Fields the caller set stay set, so ``model_fields_set`` still tells defaults apart.
+
+        *default_version*, when given, is the ``model_version`` if the caller did not choose one (a server's
+        configured checkpoint, rather than the contract's default)."""
         names = RunOptions.model_fields.keys()
-        return RunOptions.model_construct(
-            self.model_fields_set & names, **{name: getattr(self, name) for name in names}
-        )
+        values = {name: getattr(self, name) for name in names}
+        fields_set = self.model_fields_set & names
+        if default_version is not None and "model_version" not in fields_set:
+            values["model_version"] = default_version
+            fields_set |= {"model_version"}
+        return RunOptions.model_construct(fields_set, **values)
 
     @property
     def do_classifier_free_guidance(self) -> bool:

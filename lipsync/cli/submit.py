@@ -149,11 +149,6 @@ def _submit(
     factory = client_factory or Client
     prediction: Prediction | None = None
     try:
-        options = request_options(None, options)  # before any upload: a bad option must not cost one
-    except LipsyncError as exc:
-        err.print(f"[red]error ({exc.error_type}):[/] {exc}")
-        return exc.exit_code
-    try:
         client = factory(
             base_url=NOT_GIVEN if base_url is None else base_url,
             api_key=NOT_GIVEN if api_key is None else api_key,
@@ -163,6 +158,7 @@ def _submit(
         return 2
     try:
         with client:
+            options = request_options(None, options)  # before any upload: a bad option must not cost one
             video_url = _media(client, "--video", video, err)
             audio_url = _media(client, "--audio", audio, err)
             prediction = client.submit(video_url, audio_url, webhook=webhook, **options)

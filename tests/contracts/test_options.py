@@ -73,3 +73,10 @@ def test_every_option_is_documented() -> None:
     text = (REPO_ROOT / "docs" / "options.md").read_text()
     missing = [name for name in c.RunOptions.model_fields if f"| `{name}` |" not in text]
     assert not missing, f"docs/options.md lacks rows for: {missing}"
+
+
+def test_a_default_version_applies_only_when_the_client_chose_none() -> None:
+    plain = c.LipsyncRequest.model_validate(OK).run_options(default_version="1.5")
+    assert plain.model_version == "1.5" and "model_version" in plain.model_fields_set
+    chosen = c.LipsyncRequest.model_validate({**OK, "model_version": "1.6"})
+    assert chosen.run_options(default_version="1.5").model_version == "1.6"

@@ -13,15 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from contracts import (
-    ErrorEnvelope,
-    LipsyncRequest,
-    Paths,
-    Prediction,
-    PredictionResponse,
-    RunOptions,
-    TaskErrorCode,
-)
+from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
 from lipsync.server.inputs import STORED, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
@@ -37,15 +29,6 @@ router = APIRouter()
 
 #: How long a cancel request waits for a running job to stop before answering with its current state.
 CANCEL_WAIT_S = 10.0
-
-
-def _options(body: LipsyncRequest, default_version: str) -> RunOptions:
-    """The engine options of a request. ``model_version`` is the client's choice, else the server's
-    ``LIPSYNC_MODEL_VERSION`` (the contract's default is 1.6), fixed now so the record says what runs."""
-    options = body.run_options()
-    if "model_version" in body.model_fields_set:
-        return options
-    return RunOptions.model_validate({**options.model_dump(), "model_version": default_version})
 
 
 def sync_timeout_text(seconds: float) -> str:
@@ -110,7 +93,9 @@ async def submit_lipsync(
             id=job_id,
             owner=ctx.owner,
             base_url=base_url,
-            options=_options(body, settings.model_version),
+            # model_version: the client's choice, else LIPSYNC_MODEL_VERSION, fixed now so the record says
+            # what runs.
+            options=body.run_options(default_version=settings.model_version),
             inputs={},
             created_at=state.clock.now(),
             webhook=webhook,
