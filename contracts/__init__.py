@@ -18,16 +18,9 @@ from contracts._common import (
 )
 from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
+from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, RunOptions
 from contracts._prediction import Prediction, PredictionUrls, Timings
-from contracts._request import (
-    LipsyncRequest,
-    LoopMode,
-    MediaRef,
-    ModelVersion,
-    OnNoFace,
-    describe_validation_error,
-    parse_data_uri,
-)
+from contracts._request import LipsyncRequest, MediaRef, describe_validation_error, parse_data_uri
 from contracts._uploads import (
     BinaryUploadResult,
     UploadInstruction,
@@ -50,11 +43,13 @@ WebhookPayload = Prediction
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "LOCAL",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",
     "BinaryUploadResponse",
     "BinaryUploadResult",
+    "Bounds",
     "DeleteRequest",
     "DeleteResponse",
     "DeleteResult",
@@ -73,6 +68,7 @@ __all__ = [
     "PredictionResponse",
     "PredictionStatus",
     "PredictionUrls",
+    "RunOptions",
     "TaskErrorCode",
     "Timings",
     "UploadInstruction",

@@ -1,28 +1,18 @@
-"""The lip-sync request body (WaveSpeed's two fields + optional extensions with the reference's defaults)."""
+"""The lip-sync request body (WaveSpeed's two fields + the run options + delivery flags)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = [
-    "LipsyncRequest",
-    "LoopMode",
-    "MediaRef",
-    "ModelVersion",
-    "OnNoFace",
-    "describe_validation_error",
-    "parse_data_uri",
-]
+from contracts._options import RunOptions
 
-LoopMode = Literal["pingpong", "loop", "cut_off", "silence"]
-ModelVersion = Literal["1.5", "1.6"]
-OnNoFace = Literal["fail", "passthrough"]
+__all__ = ["LipsyncRequest", "MediaRef", "describe_validation_error", "parse_data_uri"]
 
 _DATA_URI = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I
@@ -62,7 +52,16 @@ def _check_media_ref(value: str) -> str:
 MediaRef = Annotated[str, Field(min_length=1), AfterValidator(_check_media_ref)]
 
 
-class LipsyncRequest(BaseModel):
+class _Media(BaseModel):
+    """WaveSpeed's two fields (first in the body's schema, as WaveSpeed documents them)."""
+
+    audio: MediaRef = Field(description="URL (or data: URI) of the speech that drives the lips")
+    video: MediaRef = Field(description="URL (or data: URI) of the face video")
+
+
+# RunOptions first among the bases so that pydantic lists the media fields first (it collects fields
+# from the last base to the first).
+class LipsyncRequest(RunOptions, _Media):
     """Body of ``POST /api/v3/bytedance/lipsync/audio-to-video``.
 
     ``audio`` and ``video`` are WaveSpeed's; everything else is an optional extension whose default is the
@@ -70,32 +69,11 @@ class LipsyncRequest(BaseModel):
     rejected (400 naming the field) so a typo such as ``guidence_scale`` never silently does nothing.
     """
 
+    # The engine options are RunOptions' fields (validated here with the API's ranges); ``run_options()``
+    # takes them out of a request.
+
     model_config = ConfigDict(extra="forbid")
 
-    audio: MediaRef = Field(description="URL (or data: URI) of the speech that drives the lips")
-    video: MediaRef = Field(description="URL (or data: URI) of the face video")
-    seed: int = Field(default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)")
-    guidance_scale: float = Field(default=1.5, ge=1.0, le=3.0, description="Classifier-free guidance scale")
-    inference_steps: int = Field(default=20, ge=10, le=50, description="DDIM steps")
-    loop_mode: LoopMode = Field(
-        default="pingpong",
-        description=(
-            "Length mismatch handling. pingpong (reference): output follows the audio; a shorter video plays "
-            "forward then backward, a longer one is cut. loop: like pingpong but the video restarts. "
-            "cut_off: both are cut to the shorter. silence: the whole video is kept and the audio padded "
-            "with silence; a longer audio ping-pongs the video."
-        ),
-    )
-    model_version: ModelVersion = Field(
-        default="1.6", description="LatentSync checkpoint: 1.6 (512 px) or 1.5"
-    )
-    on_no_face: OnNoFace = Field(
-        default="passthrough",
-        description=(
-            "Frames without a detectable face: passthrough copies them unchanged and resumes syncing when the "
-            "face returns; fail ends the job (reference behaviour). A video with no face at all always fails."
-        ),
-    )
     enable_sync_mode: bool = Field(default=False, description="Wait for the result in the submit response")
     enable_base64_output: bool = Field(default=False, description="Return outputs as raw base64 strings")
 

@@ -29,13 +29,20 @@ def run(
     ] = None,
     video_opt: Annotated[Path | None, typer.Option("--video", help="Input video (instead of VIDEO).")] = None,
     audio_opt: Annotated[Path | None, typer.Option("--audio", help="Input audio (instead of AUDIO).")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="DDIM denoising steps.")] = 20,
+    # The run options: each is a field of contracts.RunOptions (--<field-name> for each; a test checks the
+    # flags and defaults against it). They stay plain str/int here so that RunOptions' own validation
+    # names the field, and so that `lipsync --help` does not import pydantic.
+    steps: Annotated[
+        int, typer.Option("--steps", "--inference-steps", help="DDIM denoising steps (1-1000).")
+    ] = 20,
     guidance: Annotated[
-        float, typer.Option("--guidance", help="Classifier-free guidance scale (1 = off).")
+        float,
+        typer.Option("--guidance", "--guidance-scale", help="Classifier-free guidance scale (1 = off)."),
     ] = 1.5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1247,
     version: Annotated[
-        str, typer.Option("--version", help="LatentSync checkpoint: 1.6 (512 px) or 1.5.")
+        str,
+        typer.Option("--version", "--model-version", help="LatentSync checkpoint: 1.6 (512 px) or 1.5."),
     ] = "1.6",
     loop_mode: Annotated[
         str, typer.Option("--loop-mode", help="Length mismatch: pingpong | loop | cut_off | silence.")
@@ -94,8 +101,8 @@ def run(
                 seed=seed,
                 guidance_scale=guidance,
                 inference_steps=steps,
-                loop_mode=loop_mode,  # type: ignore[arg-type]  # RunOptions validates it
-                on_no_face=on_no_face,  # type: ignore[arg-type]
+                loop_mode=loop_mode,
+                on_no_face=on_no_face,
                 deep_cache=deep_cache,
                 progress=bar.update,
             )

@@ -25,8 +25,8 @@ ClientFactory = Callable[..., "Client"]
 
 _REMOTE_SCHEMES = ("http://", "https://", "data:")
 
-# Copies of the contract's Literals (a test keeps them equal): importing ``contracts`` here would load
-# pydantic for every ``lipsync --help``.
+# Copies of the contract's Literals (a test keeps them equal, and checks that every ``RunOptions`` field has
+# a flag here): importing ``contracts`` here would load pydantic for every ``lipsync --help``.
 LoopModeChoice = Literal["pingpong", "loop", "cut_off", "silence"]
 ModelVersionChoice = Literal["1.5", "1.6"]
 OnNoFaceChoice = Literal["fail", "passthrough"]
@@ -70,6 +70,14 @@ def register(app: typer.Typer, *, client_factory: ClientFactory | None = None) -
         on_no_face: Annotated[
             OnNoFaceChoice | None, typer.Option(help="Frames without a face (server default passthrough).")
         ] = None,
+        deep_cache: Annotated[
+            bool | None,
+            typer.Option(
+                "--deep-cache/--no-deep-cache",
+                help="DeepCache schedule: faster, approximate (server default off).",
+                show_default=False,
+            ),
+        ] = None,
         sync_mode: Annotated[
             bool,
             typer.Option("--sync-mode", help="Ask the server to answer only when done (enable_sync_mode)."),
@@ -96,6 +104,7 @@ def register(app: typer.Typer, *, client_factory: ClientFactory | None = None) -
             "loop_mode": loop_mode,
             "model_version": model_version,
             "on_no_face": on_no_face,
+            "deep_cache": deep_cache,
             "enable_sync_mode": sync_mode or None,
         }
         code = _submit(
@@ -133,7 +142,7 @@ def _submit(
 ) -> int:
     from rich.console import Console
 
-    from lipsync.client import NOT_GIVEN, Client
+    from lipsync.client import NOT_GIVEN, Client, request_options
     from lipsync.errors import LipsyncError
 
     err = Console(stderr=True, highlight=False)
@@ -149,6 +158,7 @@ def _submit(
         return 2
     try:
         with client:
+            options = request_options(None, options)  # before any upload: a bad option must not cost one
             video_url = _media(client, "--video", video, err)
             audio_url = _media(client, "--audio", audio, err)
             prediction = client.submit(video_url, audio_url, webhook=webhook, **options)

@@ -24,7 +24,7 @@ from lipsync.client._config import (
     NOT_GIVEN,
     NotGiven,
 )
-from lipsync.client._core import MediaInput, SubmitOptions, UploadSourceInput
+from lipsync.client._core import MediaInput, SubmitOptions, UploadSourceInput, request_options
 from lipsync.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -68,4 +68,5 @@ __all__ = [
     "UploadSourceInput",
     "ValidationError",
     "parse_retry_after",
+    "request_options",
 ]

@@ -12,7 +12,7 @@ from typing import Self, Unpack
 import anyio
 import httpx
 
-from contracts import Paths, Prediction
+from contracts import Paths, Prediction, RunOptions
 from lipsync.client._backoff import Clock, PollSchedule, RetryPolicy
 from lipsync.client._base import BaseClient, JobRef
 from lipsync.client._config import NOT_GIVEN, NotGiven
@@ -33,6 +33,7 @@ from lipsync.client._core import (
     parse_prediction,
     parse_ticket,
     parse_upload_result,
+    request_options,
     submit_body,
 )
 from lipsync.client._exceptions import TransportError
@@ -103,12 +104,14 @@ class AsyncClient(BaseClient):
         self,
         video: MediaInput,
         audio: MediaInput,
+        options: RunOptions | None = None,
         *,
         webhook: str | None = None,
-        **options: Unpack[SubmitOptions],
+        **fields: Unpack[SubmitOptions],
     ) -> Prediction:
         """See :meth:`lipsync.client.Client.submit`."""
-        body = submit_body(await self._media(video), await self._media(audio), options)
+        chosen = request_options(options, fields)  # before any upload: a bad option must not cost one
+        body = submit_body(await self._media(video), await self._media(audio), chosen)
         response = await self._send(
             lambda: self._http.build_request(
                 "POST",
@@ -159,15 +162,16 @@ class AsyncClient(BaseClient):
         self,
         video: MediaInput,
         audio: MediaInput,
+        options: RunOptions | None = None,
         *,
         webhook: str | None = None,
         timeout: float | None = None,
         poll_interval: float | None = None,
         on_progress: AsyncProgressCallback | None = None,
-        **options: Unpack[SubmitOptions],
+        **fields: Unpack[SubmitOptions],
     ) -> Prediction:
         """See :meth:`lipsync.client.Client.run`."""
-        prediction = await self.submit(video, audio, webhook=webhook, **options)
+        prediction = await self.submit(video, audio, options, webhook=webhook, **fields)
         return await self.wait(
             prediction, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress
         )

@@ -11,7 +11,7 @@ from typing import Self, Unpack
 
 import httpx
 
-from contracts import Paths, Prediction
+from contracts import Paths, Prediction, RunOptions
 from lipsync.client._backoff import Clock, PollSchedule, RetryPolicy
 from lipsync.client._base import BaseClient, JobRef
 from lipsync.client._config import NOT_GIVEN, NotGiven
@@ -32,6 +32,7 @@ from lipsync.client._core import (
     parse_prediction,
     parse_ticket,
     parse_upload_result,
+    request_options,
     submit_body,
 )
 from lipsync.client._exceptions import TransportError
@@ -108,21 +109,25 @@ class Client(BaseClient):
         self,
         video: MediaInput,
         audio: MediaInput,
+        options: RunOptions | None = None,
         *,
         webhook: str | None = None,
-        **options: Unpack[SubmitOptions],
+        **fields: Unpack[SubmitOptions],
     ) -> Prediction:
         """``POST /api/v3/bytedance/lipsync/audio-to-video``; returns the new prediction (status ``created``).
 
-        ``video``/``audio`` are URLs or ``data:`` URIs; a ``pathlib.Path`` is uploaded first. ``options`` are
-        the optional request fields (sent only when given), ``webhook`` the ``?webhook=`` callback URL. With
+        ``video``/``audio`` are URLs or ``data:`` URIs; a ``pathlib.Path`` is uploaded first. ``options`` (a
+        ``contracts.RunOptions``, its set fields) and the keyword ``fields`` (RunOptions' fields and the
+        delivery flags, applied on top) are the optional request fields, sent only when given, and checked
+        before any upload; ``webhook`` is the ``?webhook=`` callback URL. With
         ``enable_sync_mode=True`` the answer is the finished prediction, or a ``processing`` one with code
         5004 when the server's sync wait ran out (then call :meth:`wait`).
 
         Never resent after an ambiguous failure (the job may exist already); resent only on 429 and on
         connection errors raised before the request went out.
         """
-        body = submit_body(self._media(video), self._media(audio), options)
+        chosen = request_options(options, fields)  # before any upload: a bad option must not cost one
+        body = submit_body(self._media(video), self._media(audio), chosen)
         response = self._send(
             lambda: self._http.build_request(
                 "POST",
@@ -181,15 +186,16 @@ class Client(BaseClient):
         self,
         video: MediaInput,
         audio: MediaInput,
+        options: RunOptions | None = None,
         *,
         webhook: str | None = None,
         timeout: float | None = None,
         poll_interval: float | None = None,
         on_progress: ProgressCallback | None = None,
-        **options: Unpack[SubmitOptions],
+        **fields: Unpack[SubmitOptions],
     ) -> Prediction:
         """:meth:`submit` then :meth:`wait`; returns the completed prediction (``outputs[0]`` is the video)."""
-        prediction = self.submit(video, audio, webhook=webhook, **options)
+        prediction = self.submit(video, audio, options, webhook=webhook, **fields)
         return self.wait(prediction, timeout=timeout, poll_interval=poll_interval, on_progress=on_progress)
 
     def cancel(self, job: JobRef) -> Prediction:

@@ -27,6 +27,7 @@ from contracts import (
     ModelVersion,
     OnNoFace,
     Prediction,
+    RunOptions,
     TaskErrorCode,
     UploadTicket,
     describe_validation_error,
@@ -66,6 +67,7 @@ __all__ = [
     "parse_prediction",
     "parse_ticket",
     "parse_upload_result",
+    "request_options",
     "resolve_url",
     "same_origin",
     "submit_body",
@@ -80,7 +82,9 @@ UploadSourceInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO
 
 
 class SubmitOptions(TypedDict, total=False):
-    """The optional request fields (``LipsyncRequest`` extensions); only the ones passed are sent.
+    """The optional request fields as keywords (``contracts.RunOptions``' fields plus the two delivery
+    flags); only the ones passed are sent. A typing aid only: ``LipsyncRequest`` validates them, and a test
+    keeps these keys and types equal to its fields.
 
     Leaving them out keeps the body exactly ``{"audio", "video"}``, which is all the hosted WaveSpeed model
     accepts; our server applies the reference defaults (seed 1247, guidance 1.5, 20 steps, pingpong).
@@ -92,11 +96,31 @@ class SubmitOptions(TypedDict, total=False):
     loop_mode: LoopMode
     model_version: ModelVersion
     on_no_face: OnNoFace
+    deep_cache: bool
     enable_sync_mode: bool
     enable_base64_output: bool
 
 
 # -- requests -------------------------------------------------------------------------------------------------
+
+
+#: Stands in for the media while the options are checked alone (a valid ``data:`` URI, never sent).
+_NO_MEDIA: Final = "data:,-"
+
+
+def request_options(options: RunOptions | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The optional body fields: those set in *options*, then *fields*. Checked now, with the request
+    contract, so that a bad option fails before any upload (InputError naming the field)."""
+    merged = {
+        **(options.run_options().model_dump(mode="json", exclude_unset=True) if options else {}),
+        **fields,
+    }
+    try:
+        LipsyncRequest.model_validate({**merged, "audio": _NO_MEDIA, "video": _NO_MEDIA})
+    except pydantic.ValidationError as exc:
+        message, field = describe_validation_error(exc)
+        raise InputError(message, field=field) from None
+    return merged
 
 
 def submit_body(video: str, audio: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The end-to-end lip-sync pipeline: ``LipSync(...).run(video, audio, out, **options)``.
+"""The end-to-end lip-sync pipeline: ``LipSync(...).run(video, audio, out, options=None, **overrides)``.
 
-See docs/pipeline.md. Submodules: ``options`` (validated run options), ``timeline`` (length handling /
-loop modes), ``frames`` (bounded re-decoding frame source), ``inputs`` (``check_inputs``), ``stages`` (the
+See docs/pipeline.md. Submodules: ``options`` (``contracts.RunOptions`` validated for local runs),
+``timeline`` (length handling / loop modes), ``frames`` (bounded re-decoding frame source), ``inputs`` (``check_inputs``), ``stages`` (the
 per-chunk stage functions), ``progress`` (events, stage timer), ``lipsync`` (``LipSync``, ``RunResult``).
 """
 

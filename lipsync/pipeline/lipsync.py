@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ import torch
 from lipsync.errors import InputError, NoFaceDetected
 from lipsync.pipeline.frames import FrameSource
 from lipsync.pipeline.inputs import CheckedInputs, check_inputs
-from lipsync.pipeline.options import OnNoFace, RunOptions
+from lipsync.pipeline.options import RunOptions, resolve_options
 from lipsync.pipeline.progress import ProgressCallback, ProgressEvent, StageTimer
 from lipsync.pipeline.stages import (
     AudioWindows,
@@ -39,7 +39,7 @@ from lipsync.pipeline.stages import (
     paste_faces,
 )
 from lipsync.pipeline.throughput import DEFAULT_PRESET, EngineTuning, PipelineKind, ThroughputOptions
-from lipsync.pipeline.timeline import FPS, LoopMode, Timeline, plan_timeline
+from lipsync.pipeline.timeline import FPS, Timeline, plan_timeline
 
 if TYPE_CHECKING:
     from lipsync.engine.weights import EngineModels
@@ -202,31 +202,35 @@ class LipSync:
         """Probe both inputs (typed errors naming "video"/"audio"); see :func:`lipsync.pipeline.check_inputs`."""
         return check_inputs(video, audio, out, limits=self.limits)
 
+    def run_options(self, options: RunOptions | None = None, /, **overrides: Any) -> RunOptions:
+        """*options* with *overrides*, validated (InputError naming the field). ``model_version`` is chosen
+        when the ``LipSync`` is built; a run that names a different one fails instead of running the wrong
+        checkpoint."""
+        resolved = resolve_options(options, **overrides)
+        if "model_version" in resolved.model_fields_set and resolved.model_version != self.version:
+            raise InputError(
+                f"this LipSync holds LatentSync {self.version}; model_version {resolved.model_version} needs "
+                f"LipSync(version={resolved.model_version!r})",
+                field="model_version",
+            )
+        return resolved
+
     def prepare(
         self,
         video: str | os.PathLike[str],
         audio: str | os.PathLike[str],
         out: str | os.PathLike[str] | None = None,
+        options: RunOptions | None = None,
         *,
-        seed: int = 1247,
-        guidance_scale: float = 1.5,
-        inference_steps: int = 20,
-        loop_mode: LoopMode = "pingpong",
-        on_no_face: OnNoFace = "passthrough",
-        deep_cache: bool = False,
         progress: ProgressCallback | None = None,
+        **overrides: Any,
     ) -> Job:
         """Validate the options and the inputs, load the models if needed, and return the :class:`Job` whose
-        :meth:`Job.frames` yields the output frames (``run`` writes them; tests and previews can take them)."""
+        :meth:`Job.frames` yields the output frames (``run`` writes them; tests and previews can take them).
+
+        *options* and *overrides* as in :meth:`run`."""
         timer = StageTimer()
-        options = RunOptions(
-            seed=seed,
-            guidance_scale=guidance_scale,
-            inference_steps=inference_steps,
-            loop_mode=loop_mode,
-            on_no_face=on_no_face,
-            deep_cache=deep_cache,
-        )
+        options = self.run_options(options, **overrides)
         emit = progress or _ignore
         inputs = self.check_inputs(video, audio, out)
         if self.models is None or self.detector is None:
@@ -242,36 +246,24 @@ class LipSync:
         video: str | os.PathLike[str],
         audio: str | os.PathLike[str],
         out: str | os.PathLike[str],
+        options: RunOptions | None = None,
         *,
-        seed: int = 1247,
-        guidance_scale: float = 1.5,
-        inference_steps: int = 20,
-        loop_mode: LoopMode = "pingpong",
-        on_no_face: OnNoFace = "passthrough",
-        deep_cache: bool = False,
         progress: ProgressCallback | None = None,
+        **overrides: Any,
     ) -> RunResult:
         """Lip-sync *video* to *audio* into *out* (MP4: H.264 CRF 18 + AAC, 25 fps, the video's size).
 
-        Options and inputs are validated before any work (typed :mod:`lipsync.errors`); the output file
-        appears atomically, nothing is left behind on failure. *progress* receives :class:`ProgressEvent` s
-        and may raise (e.g. :class:`~lipsync.errors.JobCancelled`) to abort the run.
+        *options* is a ``contracts.RunOptions`` (default: the reference's values); *overrides* are its
+        fields as keywords (``seed=7, inference_steps=10``), applied on top. Both are validated with the
+        local ranges (e.g. 1 step for a smoke test). Options and inputs are validated before any work (typed
+        :mod:`lipsync.errors`); the output file appears atomically, nothing is left behind on failure.
+        *progress* receives :class:`ProgressEvent` s and may raise (e.g.
+        :class:`~lipsync.errors.JobCancelled`) to abort the run.
         """
         from lipsync.media.io import VideoWriter
 
         started = time.perf_counter()
-        job = self.prepare(
-            video,
-            audio,
-            out,
-            seed=seed,
-            guidance_scale=guidance_scale,
-            inference_steps=inference_steps,
-            loop_mode=loop_mode,
-            on_no_face=on_no_face,
-            deep_cache=deep_cache,
-            progress=progress,
-        )
+        job = self.prepare(video, audio, out, options, progress=progress, **overrides)
         out_path = Path(os.fspath(out))
         inputs = job.inputs
         preset = self.tuning.options.preset

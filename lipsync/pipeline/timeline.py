@@ -17,7 +17,9 @@ any output frame without holding the frame list the reference builds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
+
+from contracts import LoopMode
 
 __all__ = [
     "AUDIO_SAMPLES_PER_FRAME",
@@ -29,8 +31,7 @@ __all__ = [
     "plan_timeline",
 ]
 
-LoopMode = Literal["pingpong", "loop", "cut_off", "silence"]
-LOOP_MODES: tuple[LoopMode, ...] = ("pingpong", "loop", "cut_off", "silence")
+LOOP_MODES: tuple[LoopMode, ...] = get_args(LoopMode)
 
 FPS = 25
 SAMPLE_RATE = 16_000

@@ -7,18 +7,34 @@ asks for the other one. torch is imported on the first job, inside the worker, n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from contracts import RunOptions
 from lipsync.server.interfaces import Engine, ProgressCallback
 
-__all__ = ["ImportedEngineFactory", "LipSyncEngine", "LipSyncEngineFactory", "engine_factory_from_settings"]
+__all__ = [
+    "ImportedEngineFactory",
+    "LipSyncEngine",
+    "LipSyncEngineFactory",
+    "PipelineFactory",
+    "engine_factory_from_settings",
+]
 
-#: ``LipSync.run`` keywords that come from the request (``model_version`` is handled here).
-_RUN_OPTIONS = ("seed", "guidance_scale", "inference_steps", "loop_mode", "on_no_face")
+#: Builds a loaded ``lipsync.LipSync``-like pipeline: ``factory(weights_dir, version=, device=[, face_detector=])``.
+PipelineFactory = Callable[..., Any]
+
+
+def _load_lipsync(weights_dir: Path | None, **kwargs: Any) -> Any:
+    from lipsync import LipSync
+
+    return LipSync(weights_dir, **kwargs).load()
 
 
 class LipSyncEngine:
+    """``pipeline_factory`` is the seam tests use to record what reaches ``LipSync.run`` without weights."""
+
     def __init__(
         self,
         *,
@@ -26,26 +42,26 @@ class LipSyncEngine:
         weights_dir: Path | None = None,
         default_version: str = "1.6",
         face_detector: str | None = None,
+        pipeline_factory: PipelineFactory = _load_lipsync,
     ) -> None:
         self.device = device
         self.weights_dir = weights_dir
         self.default_version = default_version
         self.face_detector = face_detector
+        self.pipeline_factory = pipeline_factory
         self._version: str | None = None
         self._pipeline: Any = None
 
     def pipeline(self, version: str) -> Any:
         """The loaded ``LipSync`` for *version* (loading it, and dropping another version's, if needed)."""
         if self._pipeline is None or self._version != version:
-            from lipsync import LipSync
-
             if self._pipeline is not None:
                 self._pipeline.close()
                 self._pipeline = None
             kwargs: dict[str, Any] = {"version": version, "device": self.device}
             if self.face_detector is not None:
                 kwargs["face_detector"] = self.face_detector
-            self._pipeline = LipSync(self.weights_dir, **kwargs).load()
+            self._pipeline = self.pipeline_factory(self.weights_dir, **kwargs)
             self._version = version
         return self._pipeline
 
@@ -54,13 +70,14 @@ class LipSyncEngine:
         video_path: str | Path,
         audio_path: str | Path,
         out_path: str | Path,
-        *,
+        options: RunOptions,
         progress: ProgressCallback | None = None,
-        **options: Any,
     ) -> Any:
-        version = str(options.get("model_version") or self.default_version)
-        kwargs = {name: options[name] for name in _RUN_OPTIONS if name in options}
-        return self.pipeline(version).run(video_path, audio_path, out_path, progress=progress, **kwargs)
+        # Records written before the version was fixed at submit may leave it unset: the default decides.
+        version = (
+            options.model_version if "model_version" in options.model_fields_set else self.default_version
+        )
+        return self.pipeline(version).run(video_path, audio_path, out_path, options, progress=progress)
 
 
 class LipSyncEngineFactory:

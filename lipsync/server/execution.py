@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts import TaskErrorCode
+from contracts import RunOptions, TaskErrorCode
 from lipsync.errors import EngineError, JobCancelled, LipsyncError
 from lipsync.server.interfaces import (
     Clock,
@@ -247,11 +247,9 @@ class JobExecutor:
                 )
 
     async def _run_engine(
-        self, engine: Engine, video: Path, audio: Path, out: Path, options: dict[str, Any], state: _RunState
+        self, engine: Engine, video: Path, audio: Path, out: Path, options: RunOptions, state: _RunState
     ) -> Any:
-        call = asyncio.ensure_future(
-            asyncio.to_thread(engine.run, video, audio, out, progress=state.report, **options)
-        )
+        call = asyncio.ensure_future(asyncio.to_thread(engine.run, video, audio, out, options, state.report))
         done, _ = await asyncio.wait({call}, timeout=self.job_timeout_s + STUCK_GRACE_S)
         if call in done:
             return call.result()

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from contracts import PredictionStatus
+from contracts import PredictionStatus, RunOptions
 from lipsync.server.settings import ServerSettings
 
 __all__ = [
@@ -70,7 +70,7 @@ class JobRecord:
     id: str
     owner: str  # the API key's id (see auth.py): jobs are visible to that key only
     base_url: str  # the base URL the client used, for links in webhooks sent by a worker
-    options: dict[str, Any]  # LipsyncRequest extension fields (seed, guidance_scale, ...)
+    options: RunOptions  # what the engine runs with (the request's RunOptions fields, version resolved)
     inputs: dict[str, str]  # {"video": storage key, "audio": storage key}; empty while resolving
     created_at: float
     status: JobStatus = "created"
@@ -308,8 +308,8 @@ ProgressCallback = Callable[..., None]
 class Engine(Protocol):
     """Runs one lip-sync on local files; ``lipsync.LipSync`` satisfies it. Called in a worker thread.
 
-    *options* are the request's extension fields (seed, guidance_scale, inference_steps, loop_mode,
-    model_version, on_no_face). ``progress`` reports how far it is and may raise ``JobCancelled``,
+    *options* are the job's ``contracts.RunOptions`` (every field, so a new option reaches the engine
+    without any list to update). ``progress`` reports how far it is and may raise ``JobCancelled``,
     which the engine must let through. Failures raise ``lipsync.errors`` types.
     """
 
@@ -318,9 +318,8 @@ class Engine(Protocol):
         video_path: str | Path,
         audio_path: str | Path,
         out_path: str | Path,
-        *,
+        options: RunOptions,
         progress: ProgressCallback | None = None,
-        **options: Any,
     ) -> Any: ...
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts import ModelVersion
+
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
 _MB = 1024 * 1024
@@ -57,7 +59,7 @@ class ServerSettings(BaseSettings):
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, ...)")
     weights_dir: Path | None = Field(default=None, description="Model weights; default: the engine's")
     face_detector: str | None = Field(default=None, description="insightface or mediapipe; default: engine's")
-    model_version: str = Field(default="1.6", description="Default LatentSync checkpoint version")
+    model_version: ModelVersion = Field(default="1.6", description="Default LatentSync checkpoint version")
     engine_factory: str | None = Field(
         default=None,
         description="'module:callable' building the engine for a device (tests, custom engines); default LipSync",

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from contracts import RunOptions
 from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord, JobStatus
 from lipsync.server.transitions import (
     apply_cancel,
@@ -87,7 +88,7 @@ def _to_row(job: JobRecord) -> tuple[Any, ...]:
         job.status,
         job.created_at,
         job.base_url,
-        json.dumps(job.options, separators=(",", ":")),
+        json.dumps(job.options.model_dump(mode="json"), separators=(",", ":")),
         json.dumps(job.inputs, separators=(",", ":")),
         job.webhook,
         int(job.base64_output),
@@ -136,7 +137,7 @@ def _from_row(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
         status=cast(JobStatus, status),
         created_at=created_at,
         base_url=base_url,
-        options=json.loads(options),
+        options=RunOptions.from_stored(json.loads(options)),  # rows of older versions load too
         inputs=json.loads(inputs),
         webhook=webhook,
         base64_output=bool(base64_output),

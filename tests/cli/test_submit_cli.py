@@ -235,3 +235,66 @@ def test_cli_choices_match_the_contract() -> None:
     assert get_args(LoopModeChoice) == get_args(LoopMode)
     assert get_args(ModelVersionChoice) == get_args(ModelVersion)
     assert get_args(OnNoFaceChoice) == get_args(OnNoFace)
+
+
+def _options_of(command_name: str) -> dict[str, tuple[Any, Any]]:
+    """``{flag: (parameter, its Python type)}`` of one command of the real app, for every long flag."""
+    from typing import Annotated, get_args, get_origin, get_type_hints
+
+    from lipsync.cli import app as real_app
+
+    command = typer.main.get_command(real_app).commands[command_name]  # type: ignore[attr-defined]
+    hints = get_type_hints(command.callback, include_extras=True)
+    found: dict[str, tuple[Any, Any]] = {}
+    for param in command.params:
+        hint = hints[param.name]
+        if get_origin(hint) is Annotated:
+            hint = get_args(hint)[0]
+        hint = next((a for a in get_args(hint) if a is not type(None)), hint)  # X | None -> X
+        for flag in (*param.opts, *param.secondary_opts):
+            found[flag] = (param, hint)
+    return found
+
+
+def test_every_run_option_has_a_submit_flag_with_the_contracts_choices() -> None:
+    from typing import Literal, get_args, get_origin
+
+    from contracts import RunOptions
+
+    flags = _options_of("submit")
+    for name, field in RunOptions.model_fields.items():
+        param, hint = flags[f"--{name.replace('_', '-')}"]
+        assert param.default is None, name  # not sent unless given: the server's default applies
+        if get_origin(field.annotation) is Literal:
+            assert get_args(hint) == get_args(field.annotation), name
+
+
+def test_every_run_option_has_a_run_flag_with_the_contracts_default() -> None:
+    from contracts import RunOptions
+
+    flags = _options_of("run")
+    for name, field in RunOptions.model_fields.items():
+        param, _hint = flags[f"--{name.replace('_', '-')}"]
+        assert param.default == field.default, name
+
+
+def test_a_bad_option_fails_before_any_upload(
+    app: typer.Typer, router: respx.MockRouter, tmp_path: Path
+) -> None:
+    face = tmp_path / "face.mp4"
+    face.write_bytes(b"face-video")
+    tickets = router.post(TICKET_URL).mock(return_value=ok(TICKET))
+    submit = router.post(SUBMIT_URL).mock(return_value=ok(CREATED))
+    result = invoke(app, "--video", str(face), "--audio", str(face), "--inference-steps", "500")
+    assert result.exit_code == 2
+    assert "inference_steps" in result.stderr
+    assert tickets.call_count == 0 and submit.call_count == 0
+
+
+def test_deep_cache_is_sent_only_when_given(app: typer.Typer, router: respx.MockRouter) -> None:
+    submit = router.post(SUBMIT_URL).mock(return_value=ok(CREATED))
+    media = ("--video", "https://x.test/v.mp4", "--audio", "https://x.test/a.wav")
+    assert invoke(app, *media, "--deep-cache").exit_code == 0
+    assert json.loads(submit.calls.last.request.content)["deep_cache"] is True
+    assert invoke(app, *media).exit_code == 0
+    assert "deep_cache" not in json.loads(submit.calls.last.request.content)

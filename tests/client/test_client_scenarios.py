@@ -16,7 +16,7 @@ import httpx
 import pytest
 import respx
 
-from contracts import Prediction
+from contracts import Prediction, RunOptions
 from lipsync.client import (
     APIError,
     AuthenticationError,
@@ -113,6 +113,46 @@ def test_submit_rejects_invalid_options_before_sending(
     assert info.value.field == "guidance_scale"
     assert "guidance_scale" in str(info.value)
     assert route.call_count == 0
+
+
+def test_submit_takes_a_run_options_object_and_sends_only_its_set_fields(
+    make_client: ClientFactory, router: respx.MockRouter
+) -> None:
+    route = router.post(SUBMIT_URL).mock(return_value=ok(CREATED))
+    make_client().submit(DOC_VIDEO, DOC_AUDIO, RunOptions(seed=7, deep_cache=True), loop_mode="cut_off")
+    assert body_of(route.calls.last) == {
+        "audio": DOC_AUDIO,
+        "video": DOC_VIDEO,
+        "seed": 7,
+        "deep_cache": True,
+        "loop_mode": "cut_off",
+    }
+
+
+def test_a_bad_option_fails_before_uploading_a_path(
+    make_client: ClientFactory, router: respx.MockRouter, tmp_path: Path
+) -> None:
+    face = tmp_path / "face.mp4"
+    face.write_bytes(b"video-bytes")
+    tickets = router.post(TICKET_URL).mock(return_value=ok(TICKET))
+    with pytest.raises(InputError) as info:
+        make_client().submit(face, DOC_AUDIO, inference_steps=500)
+    assert info.value.field == "inference_steps"
+    assert tickets.call_count == 0
+
+
+def test_submit_options_keywords_are_the_request_fields() -> None:
+    from typing import get_type_hints
+
+    from contracts import LipsyncRequest
+    from lipsync.client import SubmitOptions
+
+    request_fields = {
+        name: field.annotation
+        for name, field in LipsyncRequest.model_fields.items()
+        if name not in ("audio", "video")
+    }
+    assert get_type_hints(SubmitOptions) == request_fields
 
 
 def test_submit_hints_at_path_for_a_local_file_string(

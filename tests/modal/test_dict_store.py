@@ -23,6 +23,7 @@ from tests.server.test_store import (  # noqa: F401
     test_claim_takes_oldest_and_leases_it,
     test_create_get_roundtrip,
     test_delete_removes_idle_jobs_and_cancels_running_ones,
+    test_every_run_option_survives_the_store,
     test_expired_lease_is_retried_once_then_failed,
     test_expired_lease_of_a_cancelled_job_ends_it_cancelled,
     test_finish_is_a_compare_and_set_on_the_lease,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import modal_app
+from contracts import RunOptions
 from lipsync.server.interfaces import JobRecord
 from lipsync.server.modal_backends import make_storage, make_store
 from tests.conftest import require_path
@@ -50,7 +51,7 @@ def test_enter_and_run_job_produce_a_valid_mp4(tmp_path: Path, media_dir: Path, 
             id="j1",
             owner="k_a",
             base_url="http://api.test",
-            options={"seed": 1247, "guidance_scale": 1.5, "inference_steps": 2, "model_version": "1.6"},
+            options=RunOptions.local(seed=1247, guidance_scale=1.5, inference_steps=2, model_version="1.6"),
             inputs={"video": "inputs/j1/video.mp4", "audio": "inputs/j1/audio.wav"},
             created_at=deployment.api.clock.now(),
         )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from modal.exception import FunctionTimeoutError
 
-from contracts import TaskErrorCode
+from contracts import RunOptions, TaskErrorCode
 from lipsync.errors import WeightsError
 from lipsync.server.backends import build_links
 from lipsync.server.execution import Notifier
@@ -80,7 +80,7 @@ async def submit(
         id=job_id,
         owner="k_a",
         base_url="http://api.test",
-        options={"seed": 1},
+        options=RunOptions(seed=1),
         inputs={"video": f"inputs/{job_id}/video.mp4", "audio": f"inputs/{job_id}/audio.wav"},
         created_at=api.context.clock.now(),
         webhook=webhook,
@@ -321,7 +321,9 @@ def test_run_job_on_a_job_that_ended_does_nothing(deployment: FakeDeployment, tm
     engine = FakeEngine()
     asyncio.run(
         store.create(
-            JobRecord(id="j9", owner="k", base_url="http://x", options={}, inputs={}, created_at=1.0)
+            JobRecord(
+                id="j9", owner="k", base_url="http://x", options=RunOptions(), inputs={}, created_at=1.0
+            )
         )
     )
     asyncio.run(store.cancel("j9", now=2.0))

@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
+from contracts import RunOptions
 from lipsync.errors import MediaFetchError, NoFaceDetected
 from lipsync.server.interfaces import FetchResult
 
@@ -93,12 +94,11 @@ class FakeEngine:
         video_path: str | Path,
         audio_path: str | Path,
         out_path: str | Path,
-        *,
+        options: RunOptions,
         progress: Any = None,
-        **options: Any,
     ) -> None:
         assert Path(video_path).is_file() and Path(audio_path).is_file()
-        self.calls.append({"video": Path(video_path).read_bytes()[:16], **options})
+        self.calls.append({"video": Path(video_path).read_bytes()[:16], **options.model_dump()})
         self.started.set()
         for step in range(self.steps):
             if progress is not None:
@@ -127,14 +127,14 @@ class _TimedEngine(FakeEngine):
         self.seconds = seconds
 
     def run(
-        self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **options: Any
+        self, video_path: Any, audio_path: Any, out_path: Any, options: RunOptions, progress: Any = None
     ) -> None:
         deadline = time.monotonic() + self.seconds
         while (left := deadline - time.monotonic()) > 0:
             if progress is not None:
                 progress(1 - left / self.seconds)
             time.sleep(min(left, 0.05))
-        super().run(video_path, audio_path, out_path, progress=progress, **options)
+        super().run(video_path, audio_path, out_path, options, progress)
 
 
 def timed_engine(device: str) -> FakeEngine:
@@ -152,7 +152,9 @@ class CrashingEngine:
         self.marker_dir = marker_dir
         self.crashes = crashes
 
-    def run(self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **_: Any) -> None:
+    def run(
+        self, video_path: Any, audio_path: Any, out_path: Any, options: RunOptions, progress: Any = None
+    ) -> None:
         count = 0
         if self.marker_dir is not None:
             count = len(list(self.marker_dir.glob("crash-*")))
@@ -177,7 +179,9 @@ class GatedEngine:
     def __init__(self, gate_dir: Path) -> None:
         self.gate_dir = gate_dir
 
-    def run(self, video_path: Any, audio_path: Any, out_path: Any, *, progress: Any = None, **_: Any) -> None:
+    def run(
+        self, video_path: Any, audio_path: Any, out_path: Any, options: RunOptions, progress: Any = None
+    ) -> None:
         (self.gate_dir / f"started-{os.getpid()}").touch()
         deadline = time.monotonic() + 120
         while not (self.gate_dir / "release").exists():

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts import RunOptions
 from lipsync.errors import JobCancelled, NoFaceDetected
 from lipsync.server import create_app
 from lipsync.server.local_storage import LocalStorage
@@ -44,11 +45,10 @@ class ScenarioEngine:
         video_path: Any,
         audio_path: Any,
         out_path: Any,
-        *,
+        options: RunOptions,
         progress: Any = None,
-        seed: int = 0,
-        **_: Any,
     ) -> None:
+        seed = options.seed
         if seed == SEED_NO_FACE:
             raise NoFaceDetected("No face detected in the video", frame_index=0, timestamp_s=0.0)
         if seed == SEED_RUNS_UNTIL_CANCELLED:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from contracts import RunOptions
 from lipsync.server.interfaces import JobRecord
 from tests.server.conftest import AUDIO, VIDEO, Harness
 from tests.server.fakes import FakeEngine
@@ -22,7 +23,7 @@ def test_a_job_whose_worker_vanished_is_requeued_and_run(harness_factory: Callab
         id="ghost-job",
         owner=owner,
         base_url="http://testserver",
-        options={},
+        options=RunOptions(),
         inputs=stored.inputs,
         created_at=time.time(),
     )
@@ -55,7 +56,7 @@ def resolving_job(job_id: str, owner: str, *, attempts: int) -> JobRecord:
         id=job_id,
         owner=owner,
         base_url="http://testserver",
-        options={},
+        options=RunOptions(),
         inputs={},
         created_at=time.time(),
         status="resolving",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import RunOptions
 from lipsync.server.interfaces import JobRecord
 from lipsync.server.modal_backends import make_store, sweep
 from tests.modal.conftest import FakeDeployment
@@ -33,7 +34,7 @@ def abandoned(job_id: str, *, attempts: int = 1) -> JobRecord:
         id=job_id,
         owner="k_a",
         base_url="http://api.test",
-        options={},
+        options=RunOptions(),
         inputs={},
         created_at=time.time(),
         status="resolving",

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts import RunOptions
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord, JobStore
 from lipsync.server.memory import MemoryJobStore
 from lipsync.server.sqlite_store import SQLiteJobStore
 from lipsync.server.transitions import CANCELLED_MESSAGE
+from tests.contracts.option_values import non_default_options
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +32,7 @@ def job(job_id: str, *, owner: str = "k_a", created_at: float = 100.0) -> JobRec
         id=job_id,
         owner=owner,
         base_url="http://h",
-        options={"seed": 1},
+        options=RunOptions(seed=1),
         inputs={"video": f"inputs/{job_id}/video.mp4", "audio": f"inputs/{job_id}/audio.wav"},
         created_at=created_at,
     )
@@ -344,3 +346,30 @@ async def test_sqlite_files_of_the_previous_schema_are_migrated(tmp_path: Path) 
     assert (await store.get("new")) == resolving("new")
     await store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_every_run_option_survives_the_store(store: JobStore) -> None:
+    options = RunOptions(**non_default_options())
+    original = job("a")
+    original.options = options
+    await store.create(original)
+    got = await store.get("a")
+    assert got is not None and got.options == options
+    assert got.options.model_fields_set == set(RunOptions.model_fields)
+
+
+async def test_sqlite_rows_with_the_options_of_older_versions_still_load(tmp_path: Path) -> None:
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    await store.create(job("old"))
+    await store.close()
+    # As written before RunOptions: only the fields the request set, no deep_cache, no model_version.
+    db = sqlite3.connect(tmp_path / "jobs.db")
+    with db:
+        db.execute("""UPDATE jobs SET options = '{"seed": 5, "inference_steps": 2}' WHERE id = 'old'""")
+    db.close()
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    got = await store.get("old")
+    await store.close()
+    assert got is not None
+    assert (got.options.seed, got.options.inference_steps, got.options.deep_cache) == (5, 2, False)
+    assert "model_version" not in got.options.model_fields_set  # the engine's default checkpoint decides

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from contracts import RunOptions
 from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
 from lipsync.server.modal_backends.handles import DictHandle, in_thread
 from lipsync.server.transitions import (
@@ -134,11 +135,14 @@ class ActiveJob:
 
 
 def _entry(job: JobRecord, call_id: str | None, spawns: int) -> dict[str, Any]:
-    return {"record": dataclasses.asdict(job), "call_id": call_id, "spawns": spawns}
+    # Plain data only (no pydantic objects in the Dict): the options as their JSON dump.
+    record = {**dataclasses.asdict(job), "options": job.options.model_dump(mode="json")}
+    return {"record": record, "call_id": call_id, "spawns": spawns}
 
 
 def _unpack(entry: Any) -> ActiveJob:
-    return ActiveJob(JobRecord(**entry["record"]), entry.get("call_id"), int(entry.get("spawns", 0)))
+    record = {**entry["record"], "options": RunOptions.from_stored(entry["record"]["options"])}
+    return ActiveJob(JobRecord(**record), entry.get("call_id"), int(entry.get("spawns", 0)))
 
 
 class DictJobStore:

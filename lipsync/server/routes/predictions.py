@@ -30,18 +30,6 @@ router = APIRouter()
 #: How long a cancel request waits for a running job to stop before answering with its current state.
 CANCEL_WAIT_S = 10.0
 
-_OPTION_FIELDS = ("seed", "guidance_scale", "inference_steps", "loop_mode", "model_version", "on_no_face")
-
-
-def _options(body: LipsyncRequest) -> dict[str, object]:
-    """The engine options of a request. ``model_version`` only when the client chose one, so that
-    ``LIPSYNC_MODEL_VERSION`` decides for plain WaveSpeed requests (the contract's default is 1.6)."""
-    return {
-        name: getattr(body, name)
-        for name in _OPTION_FIELDS
-        if name != "model_version" or "model_version" in body.model_fields_set
-    }
-
 
 def sync_timeout_text(seconds: float) -> str:
     """The SDK recognises this text (and code 5004) as a sync-mode timeout."""
@@ -105,7 +93,9 @@ async def submit_lipsync(
             id=job_id,
             owner=ctx.owner,
             base_url=base_url,
-            options=_options(body),
+            # model_version: the client's choice, else LIPSYNC_MODEL_VERSION, fixed now so the record says
+            # what runs.
+            options=body.run_options(default_version=settings.model_version),
             inputs={},
             created_at=state.clock.now(),
             webhook=webhook,
