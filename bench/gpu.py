@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -91,6 +92,31 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cuda_probe() -> None:
+    import torch
+
+    torch.zeros(1, device="cuda").add_(1).item()
+
+
+def start_method(device: str) -> str:
+    """ "fork" (sections start in milliseconds, with torch already imported) unless CUDA would break in a
+    forked child: the parent must not have initialised CUDA, and a forked probe must be able to use it.
+    Otherwise "spawn" (each section re-imports torch: seconds, but safe)."""
+    if device != "cuda":
+        return "fork"
+    import torch
+
+    if torch.cuda.is_initialized():
+        return "spawn"
+    probe = multiprocessing.get_context("fork").Process(target=_cuda_probe)
+    probe.start()
+    probe.join(120)
+    if probe.is_alive():
+        probe.kill()
+        probe.join()
+    return "fork" if probe.exitcode == 0 else "spawn"
+
+
 def _child(name: str, plan_name: str, budget_s: float, result: str, out_dir: str) -> None:
     from bench.gpu_sections import PLANS, run_section
 
@@ -110,7 +136,8 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results: dict[str, Any] = {"plan": plan_name, "env": {}, "sections": {}, "rows": []}
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context(start_method(plan.device))
+    results["start_method"] = context.get_start_method()
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         for name in sections:
             left = total_budget_s - (time.monotonic() - started)
@@ -147,6 +174,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # torch.cuda.is_available() then asks NVML instead of initialising CUDA, which a forked section could
+    # not use again (see start_method). Set before torch is imported.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     from bench.gpu_sections import SECTIONS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -269,21 +269,41 @@ def section_unet(rec: Recorder, plan: Plan, device: torch.device) -> None:
                 started = time.monotonic()
                 seconds = timed(forward, device, warmup=plan.warmup, repeats=plan.repeats)
                 predicted = (time.monotonic() - started) * 1.5
-                flops = counted_flops(forward) if table is None else unet_flops(table, 2 * k, latent)
-                # A 20-step exact run calls this forward `steps` times for k chunks of `frames` frames.
-                rec.add(
-                    name,
-                    seconds,
-                    output_s=k * plan.frames / FPS / plan.steps,
-                    flops=flops,
-                    version=version,
-                    dtype=dtype,
-                    mode="eager",
-                    batch=2 * k,
-                )
+                record_forward(rec, plan, table, name, seconds, forward, version, dtype, latent, k, "eager")
         if dtype == plan.dtypes[0]:
             sdpa_profile(rec, unet, device, plan)
         release(models, unet)
+
+
+def record_forward(
+    rec: Recorder,
+    plan: Plan,
+    table: dict[str, Any] | None,
+    name: str,
+    seconds: list[float],
+    forward: Callable[[], object],
+    version: str,
+    dtype: str,
+    latent: int,
+    k: int,
+    mode: str,
+    **extra: Any,
+) -> None:
+    """A U-Net forward row at batch 2k (CFG × k chunks). A 20-step exact run calls the forward ``steps``
+    times for k chunks of ``frames`` frames: that is the output one forward stands for."""
+    flops = counted_flops(forward) if table is None else unet_flops(table, 2 * k, latent)
+    output_s = k * plan.frames / FPS / plan.steps
+    rec.add(
+        name,
+        seconds,
+        output_s=output_s,
+        flops=flops,
+        version=version,
+        dtype=dtype,
+        mode=mode,
+        batch=2 * k,
+        **extra,
+    )
 
 
 def sdpa_profile(rec: Recorder, unet: Any, device: torch.device, plan: Plan) -> None:
@@ -496,21 +516,10 @@ def section_compile(rec: Recorder, plan: Plan, device: torch.device) -> None:
         inputs = eng.unet_inputs(compiled, 2 * k, plan.frames, latent)
         with eng.no_recompile():
             seconds = timed(partial(compiled, *inputs), device, warmup=plan.warmup, repeats=plan.repeats)
-        flops = (
-            counted_flops(partial(models.unet, *inputs))
-            if table is None
-            else unet_flops(table, 2 * k, latent)
-        )
-        rec.add(
-            name,
-            seconds,
-            output_s=k * plan.frames / FPS / plan.steps,
-            flops=flops,
-            version=version,
-            dtype=dtype,
-            mode=f"compile:{plan.compile_backend}",
-            batch=2 * k,
-            compile_s=compile_s,
+        eager = partial(models.unet, *inputs)  # FLOPs are counted on the eager module
+        mode = f"compile:{plan.compile_backend}"
+        record_forward(
+            rec, plan, table, name, seconds, eager, version, dtype, latent, k, mode, compile_s=compile_s
         )
         release(models, compiled)
 
