@@ -396,8 +396,8 @@ def section_vae_audio(rec: Recorder, plan: Plan, device: torch.device) -> None:
         pixels = (torch.rand((n, 3, px, px), generator=g) * 2 - 1).to(device, models.dtype)
         latents = torch.randn((n, 4, latent, latent), generator=g).to(device, models.dtype)
         for what, fn, per_frame in (
-            ("encode", lambda p=pixels: vae.encode(p), 2),
-            ("decode", lambda z=latents: vae.decode(z), 1),
+            ("encode", partial(vae.encode, pixels), 2),
+            ("decode", partial(vae.decode, latents), 1),
         ):
             name = f"vae {what} {px}px x{n} frames {dtype}"
             if not rec.allows(name, 5.0):
@@ -413,11 +413,11 @@ def section_vae_audio(rec: Recorder, plan: Plan, device: torch.device) -> None:
     wave = np.random.default_rng(3).standard_normal(int(16000 * seconds_audio)).astype(np.float32) * 0.1
     name = f"whisper features {seconds_audio:g} s audio"
     if rec.allows(name, 5.0):
-        fn = lambda: models.audio_encoder.features(wave)  # noqa: E731
-        seconds = timed(fn, device, warmup=plan.warmup, repeats=plan.repeats)
+        features = partial(models.audio_encoder.features, wave)
+        seconds = timed(features, device, warmup=plan.warmup, repeats=plan.repeats)
         windows = max(1, int(np.ceil(seconds_audio / 30)))
         flops = (
-            counted_flops(fn)
+            counted_flops(features)
             if table is None
             else windows * float(table["whisper_tiny_encoder"]["forward_one_30s_window"]["flops"])
         )
