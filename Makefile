@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-dev
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: setup serve mock test lint typecheck unit openapi clean
+.PHONY: setup serve mock test lint typecheck unit openapi clean gpu-wheels
 
 # torch is installed first and pinned: on this project's machines the CPU wheel of 2.13.0 lies on disk, and an
 # unpinned resolve would pull a multi-GB CUDA build. GPU users can install their own torch first; pip keeps it.
@@ -55,6 +55,22 @@ test: lint typecheck unit
 
 openapi: $(STAMP)
 	$(BIN)/python -m contracts.schema
+
+# For a lent GPU machine (no network): the wheels of bench/gpu-wheels.txt as cp312 manylinux x86_64 wheels, and
+# the demo clip + flops.json (../shared does not travel), into the ignored .whl/; then the sizes against the
+# 64 MiB that travel. Run the benchmark there with bench/gpu.sh and carry [".whl"] (docs/throughput.md).
+GPU_WHEELS ?= .whl
+SHARED     ?= $(or $(LIPSYNC_SHARED_DIR),$(CURDIR)/../shared)
+PIP_PY     ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+gpu-wheels:
+	rm -rf $(GPU_WHEELS)
+	mkdir -p $(GPU_WHEELS)/shared/media $(GPU_WHEELS)/shared/reference/fixtures
+	$(PIP_PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d $(GPU_WHEELS) -r bench/gpu-wheels.txt
+	cp $(SHARED)/media/demo1_video.mp4 $(SHARED)/media/demo1_audio.wav $(GPU_WHEELS)/shared/media/
+	cp $(SHARED)/reference/fixtures/flops.json $(GPU_WHEELS)/shared/reference/fixtures/
+	$(PIP_PY) -m bench.gpu_bundle $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

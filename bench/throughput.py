@@ -78,48 +78,9 @@ def tiny_models(tmp: Path, version: str, device: str) -> Any:
 
 def full_size_random_models(version: str, device: str, dtype: str) -> Any:
     """The real architectures at full size with random values, built directly on the device."""
-    import torch
-    from diffusers import AutoencoderKL
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    from bench.gpu_adapter import random_models
 
-    from lipsync.engine.audio import AudioEncoder
-    from lipsync.engine.device import select_audio_dtype, select_device, select_dtype
-    from lipsync.engine.unet import LatentSyncUNet, UNetConfig
-    from lipsync.engine.vae import VAE
-    from lipsync.engine.weights import EngineModels
-
-    target = select_device(device)
-    precision = select_dtype(target, dtype)
-    flops = json.loads(FLOPS.read_text())
-    torch.manual_seed(0)
-    config = UNetConfig.for_version(version)
-    with torch.device(target):
-        unet = LatentSyncUNet(config).to(precision).eval()
-        vae_model = AutoencoderKL(**flops["vae"]["config"]).to(precision).eval()
-        whisper = WhisperConfig(
-            d_model=384,
-            encoder_layers=4,
-            encoder_attention_heads=6,
-            encoder_ffn_dim=1536,
-            num_mel_bins=80,
-            max_source_positions=1500,
-            activation_function="gelu",
-        )
-        whisper._attn_implementation = "sdpa"
-        encoder = WhisperEncoder(whisper).to(select_audio_dtype(target)).eval()
-    for module in (unet, vae_model, encoder):
-        module.requires_grad_(False)
-    return EngineModels(
-        unet=unet,
-        audio_encoder=AudioEncoder(encoder),
-        vae=VAE(vae_model),
-        unet_config=config,
-        device=target,
-        dtype=precision,
-        version=version,
-        tiny=False,
-    )
+    return random_models(version, device, dtype)
 
 
 # --- FLOPs ---------------------------------------------------------------------------------------------------
