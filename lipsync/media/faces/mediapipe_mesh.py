@@ -31,7 +31,7 @@ def _import_mediapipe() -> Any:
         import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
-            "the MediaPipe face backend needs mediapipe<=0.10.21 (pip install 'lipsync[mediapipe]')"
+            "the MediaPipe face backend needs mediapipe<=0.10.21 (pip install 'lipsync-api[mediapipe]')"
         ) from exc
     return mp
 
