@@ -21,6 +21,11 @@ setup: $(STAMP)
 
 WEIGHTS ?= $(CURDIR)/weights
 DATA    ?= $(CURDIR)/data
+# Hosts/IPs/CIDRs the server may fetch input URLs from although private or loopback (development only),
+# e.g. `make serve FETCH_ALLOW=127.0.0.1` to submit URLs of a local file server.
+FETCH_ALLOW ?=
+# A failed hub probe is remembered for a day, so restarts without network skip ~30 s of retries.
+HUB_OFFLINE := $(WEIGHTS)/.hub-unreachable
 
 # The main job on embedded defaults: SQLite + local files under $(DATA), official weights under $(WEIGHTS)
 # (downloaded on first run). Where the Hugging Face hub cannot be reached, it says so and falls back to tiny
@@ -29,14 +34,22 @@ DATA    ?= $(CURDIR)/data
 serve: $(STAMP)
 	@if $(BIN)/lipsync weights verify --dir $(WEIGHTS) --face-models >/dev/null 2>&1; then \
 		echo "weights: official LatentSync 1.6 in $(WEIGHTS)"; DETECTOR=insightface; \
+	elif [ -n "$$(find $(HUB_OFFLINE) -mmin -1440 2>/dev/null)" ]; then \
+		echo "weights: the hub was unreachable at $$(cat $(HUB_OFFLINE)); not retrying today (rm $(HUB_OFFLINE) to retry)"; \
+		DETECTOR=; \
 	elif $(BIN)/lipsync weights download --dir $(WEIGHTS); then DETECTOR=insightface; \
 	else \
-		echo "!! hub unreachable: using TINY RANDOM development weights (outputs are not lip-synced)"; \
+		mkdir -p $(WEIGHTS); date -u '+%Y-%m-%d %H:%M UTC' > $(HUB_OFFLINE); DETECTOR=; \
+	fi; \
+	if [ -z "$$DETECTOR" ]; then \
+		echo "!! using TINY RANDOM development weights: outputs are not lip-synced, and on a CPU a job takes"; \
+		echo "!! minutes (the server logs the estimate per job; README: 'How long does it take')"; \
 		$(BIN)/lipsync weights verify --dir $(WEIGHTS)/tiny >/dev/null 2>&1 || $(BIN)/lipsync weights tiny $(WEIGHTS)/tiny; \
 		WEIGHTS_USED=$(WEIGHTS)/tiny; DETECTOR=mediapipe; \
 	fi; \
 	exec $(BIN)/lipsync serve --host $(HOST) --port $(PORT) --data-dir $(DATA) \
-		--weights-dir $${WEIGHTS_USED:-$(WEIGHTS)} --face-detector $$DETECTOR
+		--weights-dir $${WEIGHTS_USED:-$(WEIGHTS)} --face-detector $$DETECTOR \
+		$(foreach a,$(FETCH_ALLOW),--fetch-allow $(a))
 
 mock: $(STAMP)
 	$(BIN)/lipsync mock --host $(HOST) --port $(PORT)

@@ -16,7 +16,8 @@ import typer
 __all__ = ["register", "serve"]
 
 
-def _stored_key(data_dir: Path) -> str:
+def _stored_key(data_dir: Path) -> tuple[str, bool]:
+    """The key kept in ``<data dir>/api_key`` and whether it was generated just now (else reused)."""
     from lipsync.server.auth import generate_api_key
 
     path = data_dir / "api_key"
@@ -24,10 +25,10 @@ def _stored_key(data_dir: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        return path.read_text().strip(), False
     with os.fdopen(fd, "w") as fh:
         fh.write(generate_api_key() + "\n")
-    return path.read_text().strip()
+    return path.read_text().strip(), True
 
 
 def serve(
@@ -95,10 +96,11 @@ def serve(
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from None
 
-    generated: str | None = None
+    stored: str | None = None
+    is_new = False
     if not settings.api_keys:
-        generated = _stored_key(settings.data_dir)
-        settings = settings.model_copy(update={"api_keys": [generated]})
+        stored, is_new = _stored_key(settings.data_dir)
+        settings = settings.model_copy(update={"api_keys": [stored]})
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
@@ -120,8 +122,9 @@ def serve(
             err=True,
         )
     typer.echo(f"lipsync server listening on {base_url}")
-    if generated is not None:
-        typer.echo(f"  API key (generated, stored in {settings.data_dir / 'api_key'}): {generated}")
+    if stored is not None:
+        how = "generated now and stored in" if is_new else "reused from"
+        typer.echo(f"  API key ({how} {settings.data_dir / 'api_key'}): {stored}")
     else:
         typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")

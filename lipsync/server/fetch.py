@@ -15,9 +15,18 @@ import httpx
 
 from lipsync.errors import MediaFetchError
 from lipsync.server.interfaces import FetchResult
-from lipsync.server.netguard import AddressPolicy, Refused
+from lipsync.server.netguard import AddressPolicy, AddressRefused, Refused
 
-__all__ = ["HttpFetcher", "guarded_request"]
+__all__ = ["LOCAL_FETCH_HINT", "HttpFetcher", "guarded_request"]
+
+#: Said with every refusal of a non-public address: in development the media usually sits on this machine,
+#: and the two ways to use it are an explicit allowance or the upload route (which needs no fetch at all).
+LOCAL_FETCH_HINT = (
+    "Non-public addresses are refused to protect the server's network; to fetch from this machine in "
+    "development allow it with LIPSYNC_FETCH_ALLOW=127.0.0.1 (lipsync serve --fetch-allow 127.0.0.1, "
+    "make serve FETCH_ALLOW=127.0.0.1), or upload the file first and submit its download_url: "
+    "POST /api/v3/media/uploads (wavespeed SDK: client.upload(path); lipsync.client: pass a pathlib.Path)"
+)
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 USER_AGENT = "lipsync-server (+https://github.com/bytedance/LatentSync compatible)"
@@ -75,6 +84,8 @@ class HttpFetcher:
                 return await self._fetch(client, url, dest)
         except TimeoutError:
             raise MediaFetchError(f"download took longer than {self.timeout_s:g} s") from None
+        except AddressRefused as exc:
+            raise MediaFetchError(f"refused to fetch: {exc}. {LOCAL_FETCH_HINT}") from None
         except Refused as exc:
             raise MediaFetchError(f"refused to fetch: {exc}") from None
         except httpx.HTTPError as exc:

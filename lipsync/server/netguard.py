@@ -31,6 +31,10 @@ class Refused(Exception):
     """The URL may not be fetched (scheme, address class, or a name that does not resolve)."""
 
 
+class AddressRefused(Refused):
+    """The URL's host is (or resolves to) a loopback, private or otherwise non-public address."""
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """All addresses of *host* (A and AAAA) through the system resolver."""
     loop = asyncio.get_running_loop()
@@ -91,7 +95,7 @@ class AddressPolicy:
             return
         reason = blocked_reason(ip)
         if reason is not None:
-            raise Refused(f"address {ip} is {reason}")
+            raise AddressRefused(f"address {ip} is {reason}")
 
     async def pin(self, url: str) -> PinnedTarget:
         """Check *url* and return the connection target; raise Refused."""

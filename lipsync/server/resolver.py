@@ -114,7 +114,7 @@ class InputResolver:
                 await task
 
     def describe(self) -> dict[str, int]:
-        return {"resolving": len(self._tasks), "queued": self.queued, "failed": self.failed}
+        return {"resolving": len(self._tasks), "queued_total": self.queued, "failed_total": self.failed}
 
     # ---- one job -------------------------------------------------------------------------------------
 

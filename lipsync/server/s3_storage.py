@@ -32,7 +32,7 @@ class S3Storage:
             try:
                 import boto3
             except ImportError as exc:  # pragma: no cover - depends on the install
-                raise RuntimeError("S3 storage needs boto3: pip install 'lipsync[s3]'") from exc
+                raise RuntimeError("S3 storage needs boto3: pip install 'lipsync-api[s3]'") from exc
             client = boto3.client("s3", endpoint_url=endpoint_url)
         self._s3 = client
         self.bucket = bucket

@@ -377,5 +377,5 @@ class ProcessRunner:
             "runner": "process",
             "devices": list(self.settings.devices),
             "alive": sum(1 for _d, p in self._procs.values() if p.is_alive()),
-            "restarts": self.restarts,
+            "restarts_total": self.restarts,
         }

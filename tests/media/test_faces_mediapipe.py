@@ -128,3 +128,27 @@ def test_point_groups_are_distinct_mesh_indices() -> None:
     assert len(flat) == len(set(flat)) and all(0 <= i < 468 for i in flat)
     with pytest.raises(ValueError, match="unknown face detector"):
         create_detector("dlib")
+
+
+def test_native_start_up_lines_stay_out_of_the_terminal() -> None:
+    """MediaPipe's TFLite/absl lines are written by C++ to fd 2; at INFO the user sees none of them, at
+    DEBUG they are replayed through the ``lipsync.native`` logger."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys; logging.basicConfig(level=getattr(logging, sys.argv[1]));"
+        "from lipsync.media.faces import create_detector; create_detector('mediapipe').close()"
+    )
+    noise = ("XNNPACK", "absl::InitializeLog", "Feedback manager")
+    info = subprocess.run([sys.executable, "-c", script, "INFO"], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert not any(n in info.stderr for n in noise), info.stderr
+    debug = subprocess.run(
+        [sys.executable, "-c", script, "DEBUG"], capture_output=True, text=True, timeout=120
+    )
+    assert debug.returncode == 0, debug.stderr
+    replayed = [
+        line for line in debug.stderr.splitlines() if line.startswith("DEBUG:lipsync.native:mediapipe:")
+    ]
+    assert any("XNNPACK" in line for line in replayed), debug.stderr

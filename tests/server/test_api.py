@@ -329,6 +329,13 @@ def test_account_endpoints_and_health(harness: Harness) -> None:
     assert health["data"]["status"] == "ok" and health["data"]["runner"]["alive"] == 1
 
 
+def test_health_separates_current_values_from_totals(harness: Harness) -> None:
+    job_id = harness.submit().json()["data"]["id"]
+    harness.wait_status(job_id, {"completed"})
+    inputs = harness.client.get("/healthz").json()["data"]["inputs"]
+    assert inputs == {"resolving": 0, "queued_total": 1, "failed_total": 0}
+
+
 def test_sync_mode_answers_an_input_failure_as_the_failed_job(harness: Harness) -> None:
     r = harness.submit({"video": "https://media.example/missing.mp4", "enable_sync_mode": True})
     data = r.json()["data"]

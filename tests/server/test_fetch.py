@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from lipsync.errors import MediaFetchError
-from lipsync.server.fetch import HttpFetcher
+from lipsync.server.fetch import LOCAL_FETCH_HINT, HttpFetcher
 from lipsync.server.netguard import AddressPolicy, Refused, blocked_reason
 from lipsync.server.serving import ServerThread
 from tests.server.conftest import AUDIO, Harness, make_settings
@@ -273,8 +273,10 @@ def test_submit_with_the_real_fetcher(
     assert (data["status"], data["code"]) == ("failed", 1402)
     assert data["error"] == (
         "media_not_reachable: input 'video': could not fetch the URL: "
-        "refused to fetch: address 127.0.0.1 is loopback"
+        f"refused to fetch: address 127.0.0.1 is loopback. {LOCAL_FETCH_HINT}"
     )
+    assert "LIPSYNC_FETCH_ALLOW" in data["error"] and "--fetch-allow" in data["error"]
+    assert "POST /api/v3/media/uploads" in data["error"] and "client.upload" in data["error"]
     assert hits == []  # refused before connecting
 
     relaxed = harness_factory(fetcher=build_fetcher(make_settings(tmp_path, fetch_allow="127.0.0.1")))

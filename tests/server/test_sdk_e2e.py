@@ -218,3 +218,9 @@ def test_generated_key_is_printed_and_kept(tmp_path: Path) -> None:
         assert r.status_code == 200
     finally:
         stop(served)
+    again = start_serve(tmp_path / "data", api_keys=None)  # a restart says it reused the stored key
+    try:
+        line = next(line for line in again.banner if "API key (" in line)
+        assert "API key (reused from" in line and line.rsplit(": ", 1)[-1].strip() == key
+    finally:
+        stop(again)

@@ -117,7 +117,7 @@ class InsightFaceDetector:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError(
-                "the InsightFace backend needs onnxruntime and onnx (pip install 'lipsync[insightface]')"
+                "the InsightFace backend needs onnxruntime and onnx (pip install 'lipsync-api[insightface]')"
             ) from exc
         options = ort.SessionOptions()
         if threads:

@@ -22,6 +22,7 @@ from lipsync.media.faces.base import (
     points3_from_landmarks,
     select_largest,
 )
+from lipsync.media.native_log import quiet_native_stderr
 
 __all__ = ["MediaPipeDetector"]
 
@@ -31,7 +32,7 @@ def _import_mediapipe() -> Any:
         import mediapipe as mp
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ImportError(
-            "the MediaPipe face backend needs mediapipe<=0.10.21 (pip install 'lipsync[mediapipe]')"
+            "the MediaPipe face backend needs mediapipe<=0.10.21 (pip install 'lipsync-api[mediapipe]')"
         ) from exc
     return mp
 
@@ -53,16 +54,21 @@ class MediaPipeDetector:
         crop_scale: float = 2.0,
         min_detection_confidence: float = 0.5,
     ) -> None:
-        mp = _import_mediapipe()
         self.face_filter = face_filter
         self.crop_scale = crop_scale
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1 if full_range else 0, min_detection_confidence=min_detection_confidence
-        )
-        # Two faces, so a neighbour that shares the crop cannot hide the one the detector chose.
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=2, refine_landmarks=False, min_detection_confidence=0.5
-        )
+        with quiet_native_stderr("mediapipe"):  # TFLite/absl start-up lines go to DEBUG, not the terminal
+            mp = _import_mediapipe()
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1 if full_range else 0, min_detection_confidence=min_detection_confidence
+            )
+            # Two faces, so a neighbour that shares the crop cannot hide the one the detector chose.
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=2, refine_landmarks=False, min_detection_confidence=0.5
+            )
+            # The graphs start (and log) on their first frame: run a blank one inside the quiet block.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            self._detector.process(blank)
+            self._mesh.process(blank)
         self._closed = False
 
     def __enter__(self) -> MediaPipeDetector:

@@ -96,8 +96,8 @@ class ModalRunner:
     def describe(self) -> dict[str, Any]:
         return {
             "runner": "modal",
-            "spawned": self.spawned,
-            "reconciled": self.reconciled,
+            "spawned_total": self.spawned,
+            "reconciled_total": self.reconciled,
             "last_reconcile": self.last_reconcile,
         }
 

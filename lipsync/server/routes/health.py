@@ -1,4 +1,7 @@
-"""``GET /healthz``: liveness plus what the runner reports (no auth, not part of the WaveSpeed API)."""
+"""``GET /healthz``: liveness plus what the runner reports (no auth, not part of the WaveSpeed API).
+
+Counters named ``*_total`` count since this process started; the others are current values (docs/server.md).
+"""
 
 from __future__ import annotations
 
