@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lipsync.web import DEFAULT_JSON_BYTES
 from mock_server.scenarios import parse_scenario
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_WEBHOOK_SECRET", "MockConfig"]
@@ -32,6 +33,8 @@ class MockConfig:
     journal_size: int = 1000
     max_jobs: int = 10_000
     max_upload_bytes: int = 256 * 1024 * 1024
+    #: Cap of a JSON request body (data: URIs included), as the server's ``LIPSYNC_MAX_JSON_BYTES``.
+    max_json_bytes: int = DEFAULT_JSON_BYTES
     #: Base of the exponential back-off between webhook re-deliveries (real seconds).
     webhook_retry_backoff_s: float = 0.2
     #: Account balance reported by GET /api/v3/balance.

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 
 from lipsync import __version__
-from lipsync.server.auth import Keyring
+from lipsync.server.auth import Keyring, guard_options
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
 from lipsync.server.execution import Notifier
 from lipsync.server.inputs import InputDeps
@@ -40,7 +40,13 @@ from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
-from lipsync.web import ERROR_RESPONSES, install_error_handlers, install_openapi, operation_id
+from lipsync.web import (
+    ERROR_RESPONSES,
+    RequestGuard,
+    install_error_handlers,
+    install_openapi,
+    operation_id,
+)
 
 __all__ = ["create_app", "create_default_app"]
 
@@ -153,6 +159,7 @@ def create_app(
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)
+    app.add_middleware(RequestGuard, **guard_options(settings, keyring))  # bodies bounded before auth
     app.state.server = state
     return app
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lipsync.web import DEFAULT_ANONYMOUS_BYTES, DEFAULT_JSON_BYTES
+
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
 _MB = 1024 * 1024
@@ -48,6 +50,27 @@ class ServerSettings(BaseSettings):
     signing_secret: SecretStr | None = Field(
         default=None,
         description="HMAC secret for download/upload URLs and webhook secrets; default: <data_dir>/secret",
+    )
+
+    # --- request limits (docs/server.md, "Limits and security") --------------------------------------
+    max_json_bytes: int = Field(
+        default=DEFAULT_JSON_BYTES,
+        gt=0,
+        description="Size cap of a JSON request body (data: URIs included); uploads are capped by max_input_bytes",
+    )
+    max_unauthenticated_bytes: int = Field(
+        default=DEFAULT_ANONYMOUS_BYTES,
+        ge=0,
+        description="Size cap of a request body sent without a valid API key (the answer is a 401 anyway)",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a client has to send a request's headers, then disconnected"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest pause between two pieces of a request body, then 408"
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Concurrent connections (uvicorn limit_concurrency); then 503"
     )
 
     # --- storage / engine ---------------------------------------------------------------------------
