@@ -20,11 +20,13 @@ from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._request import (
+    MAX_URL_LENGTH,
     LipsyncRequest,
     LoopMode,
     MediaRef,
     ModelVersion,
     OnNoFace,
+    data_uri_size,
     describe_validation_error,
     parse_data_uri,
 )
@@ -50,6 +52,7 @@ WebhookPayload = Prediction
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "MAX_URL_LENGTH",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",
@@ -87,6 +90,7 @@ __all__ = [
     "error_envelope",
     "media_type_of",
     "ok",
+    "data_uri_size",
     "parse_data_uri",
     "result_url",
     "sign",
