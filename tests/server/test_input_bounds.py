@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,7 +52,7 @@ def _data_uri(raw: bytes, mime: str) -> str:
 
 
 def test_a_data_uri_over_the_media_cap_is_a_400_naming_the_field(served: tuple[str, Any]) -> None:
-    base_url, store = served
+    base_url, _ = served
     reply = _submit(base_url, audio=_data_uri(b"\x00" * (MEDIA_CAP + 1), "audio/wav"))
     assert reply.status_code == 400
     body = reply.json()
