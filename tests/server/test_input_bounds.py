@@ -90,3 +90,17 @@ def store_row(store: MemoryJobStore, job_id: str) -> Any:
     import asyncio
 
     return asyncio.run(store.get(job_id))
+
+
+def test_a_webhook_at_loopback_wrapped_in_6to4_is_a_400(served: tuple[str, Any]) -> None:
+    base_url, _ = served
+    reply = httpx.post(
+        base_url + SUBMIT,
+        json={"video": VIDEO, "audio": AUDIO},
+        params={"webhook": "http://[2002:7f00:1::]:8080/hook"},
+        headers=AUTH,
+    )
+    assert reply.status_code == 400
+    assert reply.json()["message"] == (
+        "Invalid parameter 'webhook': address 2002:7f00:1:: is loopback (6to4 127.0.0.1)"
+    )
