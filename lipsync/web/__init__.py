@@ -11,6 +11,7 @@ decide those edges live here, once:
 - ``bearer_auth``: a dependency factory checking ``Authorization: Bearer <key>`` in constant time.
 - ``RequestGuard``: an ASGI middleware that authenticates from headers and bounds request bodies (by
   ``Content-Length`` and while streaming) before any route reads them; 413 naming the limit.
+- ``connection_limits``: uvicorn settings bounding the time to send headers and the number of connections.
 - ``operation_id`` / ``install_openapi``: stable operationIds (the route function's name) and a schema
   that documents the 400/401/404 envelopes instead of FastAPI's default 422, plus the bearer scheme.
 
@@ -26,6 +27,7 @@ Typical wiring::
 from __future__ import annotations
 
 from lipsync.web._auth import BearerAuth, bearer_auth, extract_bearer
+from lipsync.web._connections import connection_limits
 from lipsync.web._errors import install_error_handlers
 from lipsync.web._guard import (
     DEFAULT_ANONYMOUS_BYTES,
@@ -48,6 +50,7 @@ __all__ = [
     "RequestGuard",
     "api_error",
     "bearer_auth",
+    "connection_limits",
     "envelope_response",
     "error_response",
     "extract_bearer",

@@ -70,9 +70,11 @@ def test_a_non_ascii_signature_in_an_input_url_fails_the_job_not_the_server(serv
     assert reply.status_code == 200
     job_id = reply.json()["data"]["id"]
     deadline = time.monotonic() + 30
-    while (data := httpx.get(f"{served.base_url}/api/v3/predictions/{job_id}/result", headers=AUTH).json()[
-        "data"
-    ])["status"] != "failed":
+    while (
+        data := httpx.get(f"{served.base_url}/api/v3/predictions/{job_id}/result", headers=AUTH).json()[
+            "data"
+        ]
+    )["status"] != "failed":
         assert data["status"] in ("created", "processing"), data
         assert time.monotonic() < deadline, "job did not fail"
         time.sleep(0.05)
