@@ -9,7 +9,8 @@ is rewritten to the IP, with the original ``Host`` header and TLS server name), 
 changes between the check and the connect (DNS rebinding) cannot redirect it. Callers apply the check
 again to every redirect target.
 
-``allow`` (``LIPSYNC_FETCH_ALLOW``) lists exceptions for development and tests: a host name (exact,
+``guarded_request`` sends one request that way (the server's fetcher and webhooks, and the mock's
+webhooks, use it). ``allow`` (``LIPSYNC_FETCH_ALLOW``) lists exceptions for development and tests: a host name (exact,
 case-insensitive) is trusted whatever it resolves to; an IP or CIDR admits those addresses.
 """
 
@@ -22,11 +23,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["AddressPolicy", "PinnedTarget", "Refused", "Resolver", "system_resolver"]
+import httpx
+
+__all__ = [
+    "USER_AGENT",
+    "AddressPolicy",
+    "PinnedTarget",
+    "Refused",
+    "Resolver",
+    "guarded_request",
+    "system_resolver",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+USER_AGENT = "lipsync-server (+https://github.com/bytedance/LatentSync compatible)"
 
 
 class Refused(Exception):
@@ -162,3 +175,20 @@ class AddressPolicy:
             host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         return PinnedTarget(original_url=url, url=pinned, host_header=host_header, server_name=host)
+
+
+async def guarded_request(
+    client: httpx.AsyncClient,
+    policy: AddressPolicy,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Response:
+    """One request to a checked, pinned address (no redirects followed); the response is streamed."""
+    target = await policy.pin(url)
+    sent = {"User-Agent": USER_AGENT, **(headers or {}), "Host": target.host_header}
+    extensions = {"sni_hostname": target.server_name} if target.url.startswith("https:") else {}
+    request = client.build_request(method, target.url, headers=sent, content=content, extensions=extensions)
+    return await client.send(request, stream=True)
