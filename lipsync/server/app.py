@@ -7,7 +7,8 @@ local directory (or S3 when ``LIPSYNC_S3_BUCKET`` is set), worker processes and 
 
 The lifespan starts the runner, takes over input resolutions left unfinished (see ``resolver.py``), and
 runs a maintenance task that re-queues or fails jobs whose lease expired, takes over resolutions whose
-resolver stopped, and purges jobs (and their files) older than the retention period.
+resolver stopped, and purges jobs (and their files) older than the retention period, uploads whose link
+expired and input folders no job owns (``housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lipsync import __version__
 from lipsync.server.auth import Keyring, guard_options
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
 from lipsync.server.execution import Notifier
+from lipsync.server.housekeeping import ORPHAN_GRACE_S, purge_expired_uploads, sweep_orphan_inputs
 from lipsync.server.inputs import InputDeps
 from lipsync.server.interfaces import (
     Clock,
@@ -75,9 +77,13 @@ async def _maintenance(state: ServerState, context: RunnerContext) -> None:
             now = state.clock.now()
             if now - last_purge >= _PURGE_EVERY_S:
                 last_purge = now
-                for job in await state.store.purge(before=now - state.settings.retention_s):
+                settings = state.settings
+                for job in await state.store.purge(before=now - settings.retention_s):
                     await state.storage.delete_prefix(f"inputs/{job.id}")
                     await state.storage.delete_prefix(f"outputs/{job.id}")
+                upload_life = settings.url_ttl_s + settings.job_timeout_s
+                await purge_expired_uploads(state.storage, before=now - upload_life)
+                await sweep_orphan_inputs(state.storage, state.store, before=now - ORPHAN_GRACE_S)
         except Exception:  # keep maintaining; one failed sweep must not end the loop
             log.exception("maintenance pass failed")
 

@@ -101,6 +101,11 @@ class ServerSettings(BaseSettings):
         description="Time cap for getting one input (download or decode, media check, storing it); then 1402",
     )
     max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
+    upload_quota_bytes: int = Field(
+        default=10 * 1024 * _MB,
+        gt=0,
+        description="Stored uploads per API key (bytes); a new upload over it is refused with 413",
+    )
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per input URL")
     check_media: bool = Field(default=True, description="Probe inputs with PyAV before a job is queued")
 
