@@ -6,7 +6,7 @@ routes:
 - the API (in the OpenAPI schema, Bearer auth): submit, both result routes, cancel (extension), history,
   delete, the upload ticket and the legacy binary upload, the webhook secret, the balance;
 - storage (no auth, like presigned/CDN URLs): the ticket's PUT target, uploaded media, job outputs;
-- ``/__mock/*`` admin (no auth, not in the schema): clock, journal, scenarios, webhooks, reset
+- ``/__mock/*`` admin (open unless ``MockConfig.admin_token``; not in the schema): clock, journal, scenarios, webhooks, reset
   (``mock_server.admin``).
 """
 

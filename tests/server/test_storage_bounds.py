@@ -17,7 +17,7 @@ from lipsync.server.local_storage import LocalStorage
 from lipsync.server.memory import MemoryJobStore
 from lipsync.server.serving import ServerThread
 from lipsync.server.worker import InProcessRunner
-from tests.server.conftest import API_KEY, AUTH, OTHER_KEY, make_settings
+from tests.server.conftest import AUTH, OTHER_KEY, make_settings
 from tests.server.fakes import FakeEngine, FakeFetcher, RecordingWebhooks
 
 QUOTA = 100_000
