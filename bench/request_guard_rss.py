@@ -4,8 +4,8 @@
 
 Starts ``tests.server.guard_server`` (the app over in-memory backends, a fake engine) as a subprocess of
 the tree at *--tree* (default: this one; point it at a tree without ``RequestGuard`` for the "before"
-figure, with ``tests/server/guard_server.py`` copied in), sends the body with a wrong key from a raw
-socket, and prints the server's VmRSS before and after and the answer's status and message.
+figure, with ``tests/server/guard_server.py`` and ``served.py`` copied in), sends the body with a wrong
+key from a raw socket, and prints the server's VmRSS before and after and the answer's status and message.
 """
 
 from __future__ import annotations

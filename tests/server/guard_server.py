@@ -20,13 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lipsync.server import create_app
-from lipsync.server.interfaces import Engine
-from lipsync.server.memory import MemoryJobStore, MemoryStorage
 from lipsync.server.serving import base_url_of, bind_socket, uvicorn_config
-from lipsync.server.worker import InProcessRunner
 from tests.server.conftest import make_settings
-from tests.server.fakes import FakeEngine, FakeFetcher, RecordingWebhooks
+from tests.server.served import fake_app
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
@@ -146,17 +142,7 @@ def main(argv: list[str]) -> None:
     overrides = dict(arg.split("=", 1) for arg in argv[1:])
     settings = make_settings(Path(argv[0]), **overrides)
 
-    def factory(device: str) -> Engine:
-        return FakeEngine()
-
-    app = create_app(
-        settings,
-        store=MemoryJobStore(),
-        storage=MemoryStorage(),
-        runner=InProcessRunner(factory),
-        fetcher=FakeFetcher(),
-        webhooks=RecordingWebhooks(),
-    )
+    app = fake_app(settings)
     sock = bind_socket("127.0.0.1", 0)
     print(base_url_of(sock), flush=True)
     uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])

@@ -12,13 +12,11 @@ import httpx
 import pytest
 
 from contracts import MAX_URL_LENGTH
-from lipsync.server import create_app
-from lipsync.server.interfaces import Engine
-from lipsync.server.memory import MemoryJobStore, MemoryStorage
+from lipsync.server.memory import MemoryJobStore
 from lipsync.server.serving import ServerThread
-from lipsync.server.worker import InProcessRunner
 from tests.server.conftest import AUDIO, AUTH, SUBMIT, VIDEO, make_settings
-from tests.server.fakes import FakeEngine, FakeFetcher, RecordingWebhooks, make_mp4, make_wav
+from tests.server.fakes import FakeFetcher, make_mp4, make_wav
+from tests.server.served import fake_app
 
 MEDIA_CAP = 64 * 1024
 
@@ -28,17 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Memo
     settings = make_settings(tmp_path_factory.mktemp("bounds"), max_input_bytes=MEDIA_CAP)
     store = MemoryJobStore()
 
-    def factory(device: str) -> Engine:
-        return FakeEngine()
-
-    app = create_app(
-        settings,
-        store=store,
-        storage=MemoryStorage(),
-        runner=InProcessRunner(factory),
-        fetcher=FakeFetcher({VIDEO: make_mp4(), AUDIO: make_wav()}),
-        webhooks=RecordingWebhooks(),
-    )
+    app = fake_app(settings, store=store, fetcher=FakeFetcher({VIDEO: make_mp4(), AUDIO: make_wav()}))
     with ServerThread(app) as server:
         yield server.base_url, store
 

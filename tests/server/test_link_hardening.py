@@ -11,15 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lipsync.server import create_app
-from lipsync.server.interfaces import Engine
 from lipsync.server.local_storage import LocalStorage
-from lipsync.server.memory import MemoryJobStore
 from lipsync.server.serving import ServerThread
 from lipsync.server.signing import UrlSigner
-from lipsync.server.worker import InProcessRunner
 from tests.server.conftest import AUDIO, AUTH, SUBMIT, make_settings
-from tests.server.fakes import FakeEngine, FakeFetcher, RecordingWebhooks, make_wav
+from tests.server.fakes import FakeFetcher, make_wav
+from tests.server.served import fake_app
 
 FORGED = "%C3%A9t%C3%A9"  # "été": not ASCII
 
@@ -37,17 +34,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     settings = make_settings(root)
     media = root / "media"
 
-    def factory(device: str) -> Engine:
-        return FakeEngine()
-
-    app = create_app(
-        settings,
-        store=MemoryJobStore(),
-        storage=LocalStorage(media),
-        runner=InProcessRunner(factory),
-        fetcher=FakeFetcher({AUDIO: make_wav()}),
-        webhooks=RecordingWebhooks(),
-    )
+    app = fake_app(settings, storage=LocalStorage(media), fetcher=FakeFetcher({AUDIO: make_wav()}))
     with ServerThread(app) as server:
         yield Served(server.base_url, media, UrlSigner(b"s" * 32))
 

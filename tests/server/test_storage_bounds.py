@@ -11,14 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lipsync.server import create_app
-from lipsync.server.interfaces import Engine
 from lipsync.server.local_storage import LocalStorage
-from lipsync.server.memory import MemoryJobStore
 from lipsync.server.serving import ServerThread
-from lipsync.server.worker import InProcessRunner
 from tests.server.conftest import AUTH, OTHER_KEY, make_settings
-from tests.server.fakes import FakeEngine, FakeFetcher, RecordingWebhooks
+from tests.server.served import fake_app
 
 QUOTA = 100_000
 URL_TTL_S = 3600
@@ -51,18 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     clock = ShiftedClock()
 
-    def factory(device: str) -> Engine:
-        return FakeEngine()
-
-    app = create_app(
-        settings,
-        store=MemoryJobStore(),
-        storage=LocalStorage(root / "media"),
-        runner=InProcessRunner(factory),
-        fetcher=FakeFetcher(),
-        webhooks=RecordingWebhooks(),
-        clock=clock,
-    )
+    app = fake_app(settings, storage=LocalStorage(root / "media"), clock=clock)
     with ServerThread(app) as server:
         yield Served(server.base_url, root / "media", clock)
 

@@ -38,10 +38,7 @@ storage_router = APIRouter(include_in_schema=False)
 
 _CHUNK = 1 << 20
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {
-        "model": ErrorEnvelope,
-        "description": "The file is larger than the upload limit or the key's quota",
-    }
+    413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}
 }
 
 
