@@ -72,6 +72,7 @@ def mock(
 
     import uvicorn
 
+    from lipsync.web import connection_limits
     from mock_server.app import create_app
     from mock_server.config import LOOPBACK, MockConfig
     from mock_server.scenarios import ScenarioError
@@ -124,7 +125,7 @@ def mock(
         f"  admin: {base_url}/__mock/requests, {base_url}/__mock/clock/advance, {base_url}/docs", err=True
     )
     sys.stdout.flush()
-    uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(app, **connection_limits())).run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:

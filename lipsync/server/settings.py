@@ -14,7 +14,12 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lipsync.web import DEFAULT_ANONYMOUS_BYTES, DEFAULT_JSON_BYTES
+from lipsync.web import (
+    DEFAULT_ANONYMOUS_BYTES,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_JSON_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+)
 
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
@@ -64,13 +69,17 @@ class ServerSettings(BaseSettings):
         description="Size cap of a request body sent without a valid API key (the answer is a 401 anyway)",
     )
     header_timeout_s: float = Field(
-        default=10.0, gt=0, description="Time a client has to send a request's headers, then disconnected"
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        gt=0,
+        description="Time a client has to send a request's headers, then disconnected",
     )
     body_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest pause between two pieces of a request body, then 408"
     )
     max_connections: int = Field(
-        default=1000, ge=1, description="Concurrent connections (uvicorn limit_concurrency); then 503"
+        default=DEFAULT_MAX_CONNECTIONS,
+        ge=1,
+        description="Concurrent connections (uvicorn limit_concurrency); then 503",
     )
 
     # --- storage / engine ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ Typical wiring::
 from __future__ import annotations
 
 from lipsync.web._auth import BearerAuth, bearer_auth, extract_bearer
-from lipsync.web._connections import connection_limits
+from lipsync.web._connections import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, connection_limits
 from lipsync.web._errors import install_error_handlers
 from lipsync.web._guard import (
     DEFAULT_ANONYMOUS_BYTES,
@@ -41,7 +41,9 @@ from lipsync.web._responses import EnvelopeResponse, api_error, envelope_respons
 
 __all__ = [
     "DEFAULT_ANONYMOUS_BYTES",
+    "DEFAULT_HEADER_TIMEOUT_S",
     "DEFAULT_JSON_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
     "ERROR_RESPONSES",
     "BearerAuth",
     "BodyLimits",

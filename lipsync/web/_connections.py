@@ -13,14 +13,23 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HeaderTimeoutProtocol", "connection_limits"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_MAX_CONNECTIONS",
+    "HeaderTimeoutProtocol",
+    "connection_limits",
+]
+
+#: Defaults of ``LIPSYNC_HEADER_TIMEOUT_S`` / ``LIPSYNC_MAX_CONNECTIONS`` (and of ``lipsync mock``).
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing a connection whose request headers take longer than
     ``header_timeout_s`` (from the first byte of a request, or from the connection when none came)."""
 
-    header_timeout_s = 10.0
+    header_timeout_s = DEFAULT_HEADER_TIMEOUT_S
     _header_timer: asyncio.TimerHandle | None = None
 
     def _arm(self) -> None:
@@ -54,7 +63,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def connection_limits(*, header_timeout_s: float, max_connections: int) -> dict[str, Any]:
+def connection_limits(
+    *, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, max_connections: int = DEFAULT_MAX_CONNECTIONS
+) -> dict[str, Any]:
     """``uvicorn.Config`` keyword arguments: headers within *header_timeout_s*, at most *max_connections*
     connections at once (uvicorn answers 503 beyond)."""
     protocol = type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": header_timeout_s})
