@@ -92,3 +92,13 @@ def test_a_webhook_at_loopback_wrapped_in_6to4_is_a_400(served: tuple[str, Any])
     assert reply.json()["message"] == (
         "Invalid parameter 'webhook': address 2002:7f00:1:: is loopback (6to4 127.0.0.1)"
     )
+
+
+def test_a_webhook_url_over_8_kib_is_a_400(served: tuple[str, Any]) -> None:
+    base_url, _ = served
+    webhook = "https://hooks.example/" + "w" * MAX_URL_LENGTH
+    reply = httpx.post(
+        base_url + SUBMIT, json={"video": VIDEO, "audio": AUDIO}, params={"webhook": webhook}, headers=AUTH
+    )
+    assert reply.status_code == 400
+    assert reply.json()["message"] == "Invalid parameter 'webhook': URL longer than 8192 characters"

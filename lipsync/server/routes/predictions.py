@@ -13,7 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
+from contracts import (
+    MAX_URL_LENGTH,
+    ErrorEnvelope,
+    LipsyncRequest,
+    Paths,
+    Prediction,
+    PredictionResponse,
+    TaskErrorCode,
+)
 from lipsync.server.inputs import STORED, oversize_data_uri, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
@@ -60,6 +68,8 @@ def _too_many(state: ServerState, active: int) -> Response:
 
 
 async def _check_webhook(state: ServerState, url: str) -> None:
+    if len(url) > MAX_URL_LENGTH:  # it is kept in the job's row
+        raise api_error(400, f"Invalid parameter 'webhook': URL longer than {MAX_URL_LENGTH} characters")
     try:
         await state.policy.pin(url)
     except Refused as exc:
