@@ -20,7 +20,14 @@ from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, RunOptions
 from contracts._prediction import Prediction, PredictionUrls, Timings
-from contracts._request import LipsyncRequest, MediaRef, describe_validation_error, parse_data_uri
+from contracts._request import (
+    MAX_URL_LENGTH,
+    LipsyncRequest,
+    MediaRef,
+    data_uri_size,
+    describe_validation_error,
+    parse_data_uri,
+)
 from contracts._uploads import (
     BinaryUploadResult,
     UploadInstruction,
@@ -44,6 +51,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
     "LOCAL",
+    "MAX_URL_LENGTH",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",
@@ -79,6 +87,7 @@ __all__ = [
     "WebhookSecret",
     "WebhookSecretResponse",
     "WebhookVerificationError",
+    "data_uri_size",
     "describe_validation_error",
     "error_envelope",
     "media_type_of",

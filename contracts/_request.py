@@ -12,11 +12,33 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from contracts._options import RunOptions
 
-__all__ = ["LipsyncRequest", "MediaRef", "describe_validation_error", "parse_data_uri"]
+__all__ = [
+    "MAX_URL_LENGTH",
+    "LipsyncRequest",
+    "MediaRef",
+    "data_uri_size",
+    "describe_validation_error",
+    "parse_data_uri",
+]
 
 _DATA_URI = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I
 )
+
+
+#: Longest accepted http(s) input URL (characters): what browsers and CDNs accept, far below a store row
+#: that would slow every poll. Larger inputs are uploaded (or sent as ``data:`` URIs, capped by size).
+MAX_URL_LENGTH = 8 * 1024
+
+
+def data_uri_size(uri: str) -> int:
+    """The number of bytes a ``data:`` URI carries, computed without decoding it (an upper bound for
+    percent-encoded text; exact for valid base64). Lets a server refuse one over its media cap cheaply."""
+    head, _, payload = uri.partition(",")
+    if head.lower().endswith(";base64"):
+        payload = payload.rstrip()
+        return len(payload) * 3 // 4 - (len(payload) - len(payload.rstrip("=")))
+    return len(payload)
 
 
 def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
@@ -42,6 +64,8 @@ def _check_media_ref(value: str) -> str:
     if value[:5].lower() == "data:":
         parse_data_uri(value)
         return value
+    if len(value) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters (upload large inputs instead)")
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL or a data: URI")

@@ -1,4 +1,8 @@
-"""``/__mock/*``: control and inspection over HTTP (no auth, not in the OpenAPI schema).
+"""``/__mock/*``: control and inspection over HTTP (not in the OpenAPI schema).
+
+Open on loopback; with ``MockConfig.admin_token`` (``lipsync mock --admin-token``, required off loopback)
+every route needs ``Authorization: Bearer <admin token>``. The journal shows credentials redacted unless
+``MockConfig.journal_secrets``.
 
 GET    /__mock/clock                      {"now": <unix s>, "iso": "..."}
 POST   /__mock/clock/advance              {"seconds": 30}          -> the new time
@@ -14,22 +18,27 @@ POST   /__mock/reset                      forget everything (jobs, uploads, jour
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from lipsync.web import envelope_response, error_response
+from lipsync.web import api_error, envelope_response, error_response, extract_bearer
 from mock_server.mock import WavespeedMock
 from mock_server.scenarios import ScenarioError
 
 __all__ = ["AdvanceRequest", "ScenarioRequest", "admin_router"]
 
 
+#: The longest clock jump accepted (ten years): beyond it, times no longer fit dates and every submit fails.
+MAX_ADVANCE_S = 10 * 365 * 24 * 3600
+
+
 class AdvanceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seconds: float = Field(ge=0, allow_inf_nan=False)
+    seconds: float = Field(ge=0, le=MAX_ADVANCE_S, allow_inf_nan=False)
 
 
 class ScenarioRequest(BaseModel):
@@ -38,8 +47,24 @@ class ScenarioRequest(BaseModel):
     times: int | None = Field(default=None, ge=1, description="None: the new default; N: the next N submits")
 
 
+def _admin_check(mock: WavespeedMock) -> Any:
+    async def require_admin(request: Request) -> None:
+        token = mock.config.admin_token
+        if token is None:
+            return
+        given = extract_bearer(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise api_error(
+                401,
+                "Admin routes need the mock's admin token: send 'Authorization: Bearer <admin token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return require_admin
+
+
 def admin_router(mock: WavespeedMock) -> APIRouter:
-    router = APIRouter(prefix="/__mock", include_in_schema=False)
+    router = APIRouter(prefix="/__mock", include_in_schema=False, dependencies=[Depends(_admin_check(mock))])
 
     def clock_state() -> dict[str, Any]:
         return {"now": mock.now(), "iso": mock.now_iso()}
@@ -66,7 +91,7 @@ def admin_router(mock: WavespeedMock) -> APIRouter:
             entries = entries[-limit:]
         return envelope_response(
             {
-                "entries": [e.to_json() for e in entries],
+                "entries": [e.to_json(redact=not mock.config.journal_secrets) for e in entries],
                 "dropped": mock.journal.dropped,
                 "maxlen": mock.journal.maxlen,
             }

@@ -6,7 +6,7 @@ routes:
 - the API (in the OpenAPI schema, Bearer auth): submit, both result routes, cancel (extension), history,
   delete, the upload ticket and the legacy binary upload, the webhook secret, the balance;
 - storage (no auth, like presigned/CDN URLs): the ticket's PUT target, uploaded media, job outputs;
-- ``/__mock/*`` admin (no auth, not in the schema): clock, journal, scenarios, webhooks, reset
+- ``/__mock/*`` admin (open unless ``MockConfig.admin_token``; not in the schema): clock, journal, scenarios, webhooks, reset
   (``mock_server.admin``).
 """
 
@@ -45,6 +45,7 @@ from contracts import (
 from lipsync.web import (
     ERROR_RESPONSES,
     BearerAuth,
+    RequestGuard,
     bearer_auth,
     envelope_response,
     install_error_handlers,
@@ -53,6 +54,7 @@ from lipsync.web import (
 )
 from mock_server.config import MockConfig
 from mock_server.fastpath import FastPath
+from mock_server.guard import guard_options
 from mock_server.handlers import SCENARIO_HEADER, handle_poll, handle_submit, mock_error, note
 from mock_server.jobs import output_path
 from mock_server.journal import MAX_BODY_BYTES
@@ -356,6 +358,7 @@ def create_app(
     app.include_router(admin_router(instance))
     # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
     app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
+    app.add_middleware(RequestGuard, **guard_options(instance, _auth(instance)))  # bodies bounded before auth
     app.add_middleware(JournalMiddleware, mock=instance)
     app.state.mock = instance
     return app

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from lipsync.web import DEFAULT_JSON_BYTES
 from mock_server.scenarios import parse_scenario
 
-__all__ = ["DEFAULT_API_KEY", "DEFAULT_WEBHOOK_SECRET", "MockConfig"]
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_WEBHOOK_SECRET", "LOOPBACK", "MockConfig"]
 
 DEFAULT_API_KEY = "mock-key"
 DEFAULT_WEBHOOK_SECRET = "whsec_mock-webhook-secret"
+#: Webhook targets a mock on loopback may call: the developer's own receivers (the SSRF guard's exceptions).
+LOOPBACK = ("localhost", "127.0.0.0/8", "::1")
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,20 @@ class MockConfig:
     journal_size: int = 1000
     max_jobs: int = 10_000
     max_upload_bytes: int = 256 * 1024 * 1024
+    #: Cap of a JSON request body (data: URIs included), as the server's ``LIPSYNC_MAX_JSON_BYTES``.
+    max_json_bytes: int = DEFAULT_JSON_BYTES
     #: Base of the exponential back-off between webhook re-deliveries (real seconds).
     webhook_retry_backoff_s: float = 0.2
     #: Account balance reported by GET /api/v3/balance.
     balance: float = 100.0
+    #: Bearer token the ``/__mock/*`` admin routes (journal included) require; None: open (loopback only:
+    #: ``lipsync mock`` refuses a non-loopback address without one).
+    admin_token: str | None = None
+    #: Exceptions to the SSRF guard mock webhooks go through (hosts, IPs, CIDRs, as LIPSYNC_FETCH_ALLOW).
+    webhook_allow: tuple[str, ...] = LOOPBACK
+    #: Show ``Authorization`` and other secret headers in ``GET /__mock/requests`` (redacted by default;
+    #: the Python API, ``mock.journal``, always has them).
+    journal_secrets: bool = False
     #: Serve plain valid submits and polls without FastAPI's routing (same handlers, same bytes; see fastpath).
     fast_path: bool = True
 
@@ -43,5 +56,7 @@ class MockConfig:
         parse_scenario(self.scenario)  # fail at start-up, not on the first submit
         if self.api_keys is not None and not all(self.api_keys):
             raise ValueError("api_keys must not contain empty keys (use None to accept any key)")
+        if self.admin_token is not None and not self.admin_token:
+            raise ValueError("admin_token must not be empty (use None for open admin routes)")
         if self.max_jobs < 1 or self.journal_size < 1:
             raise ValueError("max_jobs and journal_size must be at least 1")

@@ -17,10 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["MAX_BODY_BYTES", "Journal", "JournalEntry"]
+__all__ = ["MAX_BODY_BYTES", "SECRET_HEADERS", "Journal", "JournalEntry", "redact_headers"]
 
 #: JSON request bodies up to this size are kept (parsed); larger ones and uploads only by size.
 MAX_BODY_BYTES = 64 * 1024
+
+#: Request headers that carry credentials: shown redacted over HTTP (``GET /__mock/requests``).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token", "x-mock-admin-token"}
+)
+REDACTED = "<redacted>"
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """*headers* with credentials replaced; an ``Authorization`` value keeps its scheme (``Bearer <redacted>``)."""
+    shown = dict(headers)
+    for name in SECRET_HEADERS & shown.keys():
+        scheme, sep, _ = shown[name].partition(" ")
+        shown[name] = f"{scheme} {REDACTED}" if name.endswith("authorization") and sep else REDACTED
+    return shown
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,8 @@ class JournalEntry:
         """The parsed JSON body when small enough and JSON, else None."""
         return parse_body(self.raw_body or b"", self.headers.get("content-type"))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, redact: bool = True) -> dict[str, Any]:
+        """The entry as JSON (``GET /__mock/requests``); credentials redacted unless *redact* is False."""
         return {
             "seq": self.seq,
             "time": self.time,
@@ -68,7 +84,7 @@ class JournalEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
-            "headers": self.headers,
+            "headers": redact_headers(self.headers) if redact else self.headers,
             "status": self.status,
             "duration_ms": self.duration_ms,
             "prediction_id": self.prediction_id,

@@ -27,7 +27,7 @@ from mock_server.jobs import Job, JobStore
 from mock_server.journal import Journal
 from mock_server.scenarios import DEFAULT_ERROR_TEXT, Scenario, parse_scenario
 from mock_server.uploads import Upload, UploadStore
-from mock_server.webhooks import WebhookDelivery, WebhookDispatcher, WebhookSender
+from mock_server.webhooks import HttpxWebhookSender, WebhookDelivery, WebhookDispatcher, WebhookSender
 
 __all__ = ["MockError", "SubmitOutcome", "WavespeedMock"]
 
@@ -96,7 +96,9 @@ class WavespeedMock:
             self.uploads = UploadStore(cfg.max_upload_bytes)
             old = getattr(self, "webhooks", None)
             self.webhooks = WebhookDispatcher(
-                cfg.webhook_secret, self._webhook_sender, retry_backoff_s=cfg.webhook_retry_backoff_s
+                cfg.webhook_secret,
+                self._webhook_sender or HttpxWebhookSender(allow=cfg.webhook_allow),
+                retry_backoff_s=cfg.webhook_retry_backoff_s,
             )
             if old is not None:
                 self.webhooks.bind(old._loop)

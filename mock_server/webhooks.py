@@ -11,13 +11,14 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import httpx
 
 from contracts import Prediction, signature_headers
+from lipsync.server.netguard import AddressPolicy, guarded_request
 from mock_server.scenarios import Scenario
 
 __all__ = ["HttpxWebhookSender", "WebhookDelivery", "WebhookDispatcher", "WebhookSender"]
@@ -34,14 +35,18 @@ class WebhookSender(Protocol):
 
 class HttpxWebhookSender:
     """The default sender: one short-lived httpx.AsyncClient per delivery (deliveries are rare and a client
-    bound to one event loop must not leak into another)."""
+    bound to one event loop must not leak into another). Every target goes through the server's SSRF guard
+    (``AddressPolicy``: public addresses, plus the *allow* exceptions; no redirects followed); a refused one
+    is a failed delivery whose error says why."""
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    def __init__(self, timeout_s: float = 10.0, *, allow: Sequence[str] = ()) -> None:
         self.timeout_s = timeout_s
+        self.policy = AddressPolicy(allow)
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            response = await client.post(url, content=body, headers=headers)
+        async with httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client:
+            response = await guarded_request(client, self.policy, "POST", url, headers=headers, content=body)
+            await response.aclose()
             return response.status_code
 
 

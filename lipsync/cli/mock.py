@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 import typer
 
-__all__ = ["mock", "register"]
+__all__ = ["is_loopback", "mock", "register"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding *host* keeps the mock reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def mock(
     host: Annotated[
-        str, typer.Option(help="Interface to listen on (keep it loopback: the mock has no real auth).")
+        str,
+        typer.Option(
+            help="Interface to listen on. Off loopback, --admin-token is required (a warning is printed)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one (the URL is printed).")] = 8000,
     scenario: Annotated[
@@ -36,21 +50,52 @@ def mock(
     ] = "whsec_mock-webhook-secret",
     journal_size: Annotated[int, typer.Option(help="Requests kept in the journal (oldest dropped).")] = 1000,
     max_jobs: Annotated[int, typer.Option(help="Jobs kept in memory (oldest forgotten).")] = 10_000,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token the /__mock/* admin routes and the journal then require "
+            "(required off loopback; $LIPSYNC_MOCK_ADMIN_TOKEN).",
+            envvar="LIPSYNC_MOCK_ADMIN_TOKEN",
+        ),
+    ] = None,
+    webhook_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook-allow",
+            help="Host/IP/CIDR webhooks may reach although private or loopback (repeatable). "
+            "Default: loopback on a loopback mock, nothing otherwise.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a WaveSpeed-compatible mock of bytedance/lipsync/audio-to-video (no GPU, no network, no account)."""
     import sys
 
     import uvicorn
 
+    from lipsync.web import connection_limits
     from mock_server.app import create_app
-    from mock_server.config import MockConfig
+    from mock_server.config import LOOPBACK, MockConfig
     from mock_server.scenarios import ScenarioError
     from mock_server.server import base_url_of, bind_socket, uvicorn_config
 
     if clock not in ("system", "virtual"):
         raise typer.BadParameter("must be 'system' or 'virtual'", param_hint="--clock")
+    local = is_loopback(host)
+    if not local:
+        typer.echo(
+            f"WARNING: the mock listens on {host}, beyond this machine. It is a test double: any key may be "
+            "accepted, and jobs, uploads and the journal are visible to every caller of the admin routes.",
+            err=True,
+        )
+        if not admin_token:
+            typer.echo(
+                "error: a non-loopback --host requires --admin-token (admin routes and journal)", err=True
+            )
+            raise typer.Exit(2)
     try:
         config = MockConfig(
+            admin_token=admin_token or None,
+            webhook_allow=tuple(webhook_allow) if webhook_allow is not None else (LOOPBACK if local else ()),
             api_keys=tuple(api_key) if api_key else None,
             scenario=scenario,
             seed=seed,
@@ -80,7 +125,7 @@ def mock(
         f"  admin: {base_url}/__mock/requests, {base_url}/__mock/clock/advance, {base_url}/docs", err=True
     )
     sys.stdout.flush()
-    uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])
+    uvicorn.Server(uvicorn_config(app, **connection_limits())).run(sockets=[sock])
 
 
 def register(app: typer.Typer) -> None:

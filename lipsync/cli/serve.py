@@ -79,6 +79,7 @@ def serve(
     from lipsync.server.app import create_default_app
     from lipsync.server.serving import base_url_of, bind_socket, uvicorn_config
     from lipsync.server.settings import ServerSettings
+    from lipsync.web import connection_limits
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -130,7 +131,12 @@ def serve(
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
     typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
     typer.echo(f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices)}")
-    server = uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=log_level == "debug"))
+    limits = connection_limits(
+        header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
+    )
+    server = uvicorn.Server(
+        uvicorn_config(app, log_level=log_level, access_log=log_level == "debug", **limits)
+    )
     server.run(sockets=[sock])
 
 

@@ -7,7 +7,8 @@ local directory (or S3 when ``LIPSYNC_S3_BUCKET`` is set), worker processes and 
 
 The lifespan starts the runner, takes over input resolutions left unfinished (see ``resolver.py``), and
 runs a maintenance task that re-queues or fails jobs whose lease expired, takes over resolutions whose
-resolver stopped, and purges jobs (and their files) older than the retention period.
+resolver stopped, and purges jobs (and their files) older than the retention period, uploads whose link
+expired and input folders no job owns (``housekeeping.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, FastAPI
 
 from lipsync import __version__
-from lipsync.server.auth import Keyring
+from lipsync.server.auth import Keyring, guard_options
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
 from lipsync.server.execution import Notifier
+from lipsync.server.housekeeping import ORPHAN_GRACE_S, purge_expired_uploads, sweep_orphan_inputs
 from lipsync.server.inputs import InputDeps
 from lipsync.server.interfaces import (
     Clock,
@@ -40,7 +42,13 @@ from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
-from lipsync.web import ERROR_RESPONSES, install_error_handlers, install_openapi, operation_id
+from lipsync.web import (
+    ERROR_RESPONSES,
+    RequestGuard,
+    install_error_handlers,
+    install_openapi,
+    operation_id,
+)
 
 __all__ = ["create_app", "create_default_app"]
 
@@ -69,9 +77,13 @@ async def _maintenance(state: ServerState, context: RunnerContext) -> None:
             now = state.clock.now()
             if now - last_purge >= _PURGE_EVERY_S:
                 last_purge = now
-                for job in await state.store.purge(before=now - state.settings.retention_s):
+                settings = state.settings
+                for job in await state.store.purge(before=now - settings.retention_s):
                     await state.storage.delete_prefix(f"inputs/{job.id}")
                     await state.storage.delete_prefix(f"outputs/{job.id}")
+                upload_life = settings.url_ttl_s + settings.job_timeout_s
+                await purge_expired_uploads(state.storage, before=now - upload_life)
+                await sweep_orphan_inputs(state.storage, state.store, before=now - ORPHAN_GRACE_S)
         except Exception:  # keep maintaining; one failed sweep must not end the loop
             log.exception("maintenance pass failed")
 
@@ -153,6 +165,7 @@ def create_app(
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)
+    app.add_middleware(RequestGuard, **guard_options(settings, keyring))  # bodies bounded before auth
     app.state.server = state
     return app
 

@@ -16,8 +16,13 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Keyring", "Principal", "generate_api_key", "hash_key"]
+from lipsync.server.settings import ServerSettings
+from lipsync.server.signing import UPLOAD_PREFIX
+from lipsync.web import BodyLimits, extract_bearer
+
+__all__ = ["Keyring", "Principal", "generate_api_key", "guard_options", "hash_key"]
 
 _HASHED = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
 
@@ -59,3 +64,20 @@ class Keyring:
             if hmac.compare_digest(digest, stored):
                 found = stored
         return Principal(owner="k_" + found.hex()[:12]) if found is not None else None
+
+
+def guard_options(settings: ServerSettings, keyring: Keyring) -> dict[str, Any]:
+    """``RequestGuard``'s arguments for the server: its limits, its key check, and the signed upload
+    target (credential in the URL, capped while streaming by the size the ticket signed)."""
+
+    def authenticate(authorization: str | None) -> bool:
+        token = extract_bearer(authorization)
+        return token is not None and keyring.authenticate(token) is not None
+
+    limits = BodyLimits.for_media(
+        json_bytes=settings.max_json_bytes,
+        media_bytes=settings.max_input_bytes,
+        anonymous_bytes=settings.max_unauthenticated_bytes,
+        idle_timeout_s=settings.body_timeout_s,
+    )
+    return {"limits": limits, "authenticate": authenticate, "signed": (UPLOAD_PREFIX,)}

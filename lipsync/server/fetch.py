@@ -15,7 +15,7 @@ import httpx
 
 from lipsync.errors import MediaFetchError
 from lipsync.server.interfaces import FetchResult
-from lipsync.server.netguard import AddressPolicy, AddressRefused, Refused
+from lipsync.server.netguard import AddressPolicy, AddressRefused, Refused, guarded_request
 
 __all__ = ["LOCAL_FETCH_HINT", "HttpFetcher", "guarded_request"]
 
@@ -29,24 +29,6 @@ LOCAL_FETCH_HINT = (
 )
 
 _REDIRECTS = (301, 302, 303, 307, 308)
-USER_AGENT = "lipsync-server (+https://github.com/bytedance/LatentSync compatible)"
-
-
-async def guarded_request(
-    client: httpx.AsyncClient,
-    policy: AddressPolicy,
-    method: str,
-    url: str,
-    *,
-    headers: dict[str, str] | None = None,
-    content: bytes | None = None,
-) -> httpx.Response:
-    """One request to a checked, pinned address (no redirects followed); the response is streamed."""
-    target = await policy.pin(url)
-    sent = {"User-Agent": USER_AGENT, **(headers or {}), "Host": target.host_header}
-    extensions = {"sni_hostname": target.server_name} if target.url.startswith("https:") else {}
-    request = client.build_request(method, target.url, headers=sent, content=content, extensions=extensions)
-    return await client.send(request, stream=True)
 
 
 class HttpFetcher:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from contracts import LipsyncRequest, parse_data_uri
+from contracts import LipsyncRequest, Paths, data_uri_size, parse_data_uri
 from lipsync.errors import LipsyncError, MediaFetchError
 from lipsync.server.interfaces import Fetcher, JobRecord, Storage
 from lipsync.server.keys import check_key, input_key
@@ -40,6 +40,7 @@ __all__ = [
     "InputDeps",
     "InputProblem",
     "ProbeCache",
+    "oversize_data_uri",
     "resolve_inputs",
     "source_prefix",
     "stash_sources",
@@ -76,6 +77,18 @@ class InputDeps:
 def source_prefix(job_id: str) -> str:
     """Where a job's ``data:`` URIs are kept until its inputs are resolved."""
     return f"inputs/{job_id}/source"
+
+
+def oversize_data_uri(request: LipsyncRequest, limit: int) -> str | None:
+    """The 400 message for a ``data:`` URI carrying more than *limit* bytes (counted, not decoded), or None."""
+    for field in FIELDS:
+        ref: str = getattr(request, field)
+        if ref[:5].lower() == "data:" and (size := data_uri_size(ref)) > limit:
+            return (
+                f"Invalid parameter '{field}': the data: URI carries {size} bytes, more than the {limit} byte "
+                f"limit for one input; upload the file instead (POST {Paths.UPLOAD_TICKET})"
+            )
+    return None
 
 
 async def stash_sources(storage: Storage, job_id: str, request: LipsyncRequest) -> dict[str, str]:

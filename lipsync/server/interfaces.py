@@ -245,6 +245,24 @@ class Storage(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object as a listing reports it (``modified``: epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
+
+
+@runtime_checkable
+class ListableStorage(Protocol):
+    """A Storage that can list what it holds: the maintenance pass then expires uploads, enforces the
+    per-key upload quota and sweeps orphan input folders (``housekeeping.py``)."""
+
+    async def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Every object whose key starts with ``<prefix>/`` (an empty list when none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FetchResult:
     size: int
     content_type: str | None

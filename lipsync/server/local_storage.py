@@ -9,6 +9,7 @@ the same key twice (a retried job) is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from lipsync.server.interfaces import StoredObject
 from lipsync.server.keys import InvalidKey, check_key
 
 __all__ = ["LocalStorage"]
@@ -102,3 +104,20 @@ class LocalStorage:
 
     def presigned_url(self, key: str, *, expires_s: int) -> str | None:
         return None
+
+    async def list_objects(self, prefix: str) -> list[StoredObject]:
+        def run() -> list[StoredObject]:
+            base = self.path_of(prefix.rstrip("/"))
+            found: list[StoredObject] = []
+            for dirpath, _dirs, files in os.walk(base):  # os.walk does not follow symlinked folders
+                for name in files:
+                    path = Path(dirpath) / name
+                    if name.startswith(".") or path.is_symlink():  # writes in flight, planted links
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        stat = path.stat()
+                        key = path.relative_to(self.root).as_posix()
+                        found.append(StoredObject(key, stat.st_size, stat.st_mtime))
+            return found
+
+        return await asyncio.to_thread(run)

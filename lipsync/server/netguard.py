@@ -1,13 +1,16 @@
 """Which addresses the server may connect to on a user's behalf (input URLs, webhooks): the SSRF guard.
 
 Rules: only http and https; the host name is resolved here and every address it resolves to must be
-public (not loopback, private, link-local, multicast, reserved, unspecified or otherwise non-global,
-IPv4-mapped IPv6 unwrapped first). The connection is then made to the address that was checked (the URL
+public (not loopback, private, link-local, multicast, reserved, unspecified or otherwise non-global).
+An IPv6 address that carries an IPv4 one (IPv4-mapped ``::ffff:0:0/96``, 6to4 ``2002::/16``, NAT64
+``64:ff9b::/96``, Teredo ``2001::/32``) is judged by the IPv4 address(es) inside it too, since a gateway on
+the path may deliver it there. The connection is then made to the address that was checked (the URL
 is rewritten to the IP, with the original ``Host`` header and TLS server name), so a DNS answer that
 changes between the check and the connect (DNS rebinding) cannot redirect it. Callers apply the check
 again to every redirect target.
 
-``allow`` (``LIPSYNC_FETCH_ALLOW``) lists exceptions for development and tests: a host name (exact,
+``guarded_request`` sends one request that way (the server's fetcher and webhooks, and the mock's
+webhooks, use it). ``allow`` (``LIPSYNC_FETCH_ALLOW``) lists exceptions for development and tests: a host name (exact,
 case-insensitive) is trusted whatever it resolves to; an IP or CIDR admits those addresses.
 """
 
@@ -20,11 +23,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["AddressPolicy", "PinnedTarget", "Refused", "Resolver", "system_resolver"]
+import httpx
+
+__all__ = [
+    "USER_AGENT",
+    "AddressPolicy",
+    "PinnedTarget",
+    "Refused",
+    "Resolver",
+    "guarded_request",
+    "system_resolver",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+USER_AGENT = "lipsync-server (+https://github.com/bytedance/LatentSync compatible)"
 
 
 class Refused(Exception):
@@ -42,10 +57,33 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[ipaddress.IPv4Address, str]]:
+    """The IPv4 addresses an IPv6 address carries, each with the name of the form that carries it."""
+    found: list[tuple[ipaddress.IPv4Address, str]] = []
+    if ip.ipv4_mapped is not None:
+        found.append((ip.ipv4_mapped, "IPv4-mapped"))
+    if ip.sixtofour is not None:
+        found.append((ip.sixtofour, "6to4"))
+    if ip in _NAT64:
+        found.append((ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        found += [(server, "Teredo server"), (client, "Teredo client")]
+    return found
+
+
 def blocked_reason(ip: IPAddress) -> str | None:
     """Why connecting to *ip* is refused by default, or None for a public address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        for inner, form in embedded_ipv4(ip):
+            reason = blocked_reason(inner)
+            if reason is not None:
+                return f"{reason} ({form} {inner})"
+        if ip.ipv4_mapped is not None:
+            return None  # judged by the IPv4 address alone (::ffff:0:0/96 itself is not "global")
     for attr, reason in (
         ("is_unspecified", "unspecified"),
         ("is_loopback", "loopback"),
@@ -141,3 +179,20 @@ class AddressPolicy:
             host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
         pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         return PinnedTarget(original_url=url, url=pinned, host_header=host_header, server_name=host)
+
+
+async def guarded_request(
+    client: httpx.AsyncClient,
+    policy: AddressPolicy,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    content: bytes | None = None,
+) -> httpx.Response:
+    """One request to a checked, pinned address (no redirects followed); the response is streamed."""
+    target = await policy.pin(url)
+    sent = {"User-Agent": USER_AGENT, **(headers or {}), "Host": target.host_header}
+    extensions = {"sni_hostname": target.server_name} if target.url.startswith("https:") else {}
+    request = client.build_request(method, target.url, headers=sent, content=content, extensions=extensions)
+    return await client.send(request, stream=True)

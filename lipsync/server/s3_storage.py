@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from lipsync.server.interfaces import StoredObject
 from lipsync.server.keys import check_key
 
 __all__ = ["S3Storage"]
@@ -135,3 +136,17 @@ def _is_not_found(exc: Exception) -> bool:
         return False
     code = str(response.get("Error", {}).get("Code", ""))
     return code in ("404", "NoSuchKey", "NotFound")
+
+    async def list_objects(self, prefix: str) -> list[StoredObject]:
+        full = self.prefix + check_key(prefix.rstrip("/")) + "/"
+
+        def run() -> list[StoredObject]:
+            found: list[StoredObject] = []
+            paginator = self._s3.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", []):
+                    key = str(item["Key"])[len(self.prefix) :]
+                    found.append(StoredObject(key, int(item["Size"]), item["LastModified"].timestamp()))
+            return found
+
+        return await asyncio.to_thread(run)

@@ -15,6 +15,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts import ModelVersion
+from lipsync.web import (
+    DEFAULT_ANONYMOUS_BYTES,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_JSON_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+)
 
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
@@ -52,6 +58,31 @@ class ServerSettings(BaseSettings):
         description="HMAC secret for download/upload URLs and webhook secrets; default: <data_dir>/secret",
     )
 
+    # --- request limits (docs/server.md, "Limits and security") --------------------------------------
+    max_json_bytes: int = Field(
+        default=DEFAULT_JSON_BYTES,
+        gt=0,
+        description="Size cap of a JSON request body (data: URIs included); uploads are capped by max_input_bytes",
+    )
+    max_unauthenticated_bytes: int = Field(
+        default=DEFAULT_ANONYMOUS_BYTES,
+        ge=0,
+        description="Size cap of a request body sent without a valid API key (the answer is a 401 anyway)",
+    )
+    header_timeout_s: float = Field(
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        gt=0,
+        description="Time a client has to send a request's headers, then disconnected",
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest pause between two pieces of a request body, then 408"
+    )
+    max_connections: int = Field(
+        default=DEFAULT_MAX_CONNECTIONS,
+        ge=1,
+        description="Concurrent connections (uvicorn limit_concurrency); then 503",
+    )
+
     # --- storage / engine ---------------------------------------------------------------------------
     data_dir: Path = Field(default=Path("data"), description="SQLite database, inputs and outputs")
     s3_bucket: str | None = Field(default=None, description="Store media in this S3 bucket instead")
@@ -80,6 +111,11 @@ class ServerSettings(BaseSettings):
         description="Time cap for getting one input (download or decode, media check, storing it); then 1402",
     )
     max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
+    upload_quota_bytes: int = Field(
+        default=10 * 1024 * _MB,
+        gt=0,
+        description="Stored uploads per API key (bytes); a new upload over it is refused with 413",
+    )
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per input URL")
     check_media: bool = Field(default=True, description="Probe inputs with PyAV before a job is queued")
 

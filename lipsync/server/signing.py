@@ -28,6 +28,11 @@ class SignedRef:
     expires: int
 
 
+def _same(given: str, expected: str) -> bool:
+    # As bytes: ``compare_digest`` refuses non-ASCII str (a TypeError, i.e. a 500, for a forged ``sig``).
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
@@ -46,7 +51,7 @@ class UrlSigner:
         return f"{base_url.rstrip('/')}{DOWNLOAD_PREFIX}{quote(key)}?{query}"
 
     def check_download(self, key: str, expires: int, sig: str, *, now: float) -> bool:
-        return expires >= now and hmac.compare_digest(sig, self._mac("get", key, expires))
+        return expires >= now and _same(sig, self._mac("get", key, expires))
 
     def parse_download_url(self, url: str, *, now: float) -> SignedRef | None:
         """If *url* is a valid, unexpired download link of ours (any host: proxies rename), its reference."""
@@ -73,7 +78,7 @@ class UrlSigner:
         return f"{base_url.rstrip('/')}{UPLOAD_PREFIX}{quote(key)}?{query}"
 
     def check_upload(self, key: str, expires: int, max_bytes: int, sig: str, *, now: float) -> bool:
-        return expires >= now and hmac.compare_digest(sig, self._mac("put", key, expires, str(max_bytes)))
+        return expires >= now and _same(sig, self._mac("put", key, expires, str(max_bytes)))
 
     # -- webhooks --------------------------------------------------------------------------------------
 

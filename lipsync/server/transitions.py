@@ -64,6 +64,7 @@ def apply_resolved(job: JobRecord, inputs: dict[str, str], timings: dict[str, in
     count against the runs a worker may make."""
     job.status = "created"
     job.inputs = dict(inputs)
+    job.sources = {}  # the inputs are in storage now; the row keeps no request text it no longer needs
     job.worker_id = None
     job.lease_until = None
     job.attempts = 0
@@ -96,6 +97,7 @@ def apply_finish(
     job.status = status
     job.finished_at = now
     job.outputs = list(outputs)
+    job.sources = {}
     job.error = error
     job.code = code
     job.lease_until = None

@@ -9,6 +9,9 @@ decide those edges live here, once:
 - ``install_error_handlers``: request validation -> HTTP 400 naming the field (``contracts.describe_validation_error``),
   every ``HTTPException`` (404, 405, 401, 429, ...) and unexpected errors -> the same envelope.
 - ``bearer_auth``: a dependency factory checking ``Authorization: Bearer <key>`` in constant time.
+- ``RequestGuard``: an ASGI middleware that authenticates from headers and bounds request bodies (by
+  ``Content-Length`` and while streaming) before any route reads them; 413 naming the limit.
+- ``connection_limits``: uvicorn settings bounding the time to send headers and the number of connections.
 - ``operation_id`` / ``install_openapi``: stable operationIds (the route function's name) and a schema
   that documents the 400/401/404 envelopes instead of FastAPI's default 422, plus the bearer scheme.
 
@@ -24,16 +27,32 @@ Typical wiring::
 from __future__ import annotations
 
 from lipsync.web._auth import BearerAuth, bearer_auth, extract_bearer
+from lipsync.web._connections import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, connection_limits
 from lipsync.web._errors import install_error_handlers
+from lipsync.web._guard import (
+    DEFAULT_ANONYMOUS_BYTES,
+    DEFAULT_JSON_BYTES,
+    BodyLimits,
+    BodyTooLarge,
+    RequestGuard,
+)
 from lipsync.web._openapi import ERROR_RESPONSES, install_openapi, operation_id
 from lipsync.web._responses import EnvelopeResponse, api_error, envelope_response, error_response
 
 __all__ = [
+    "DEFAULT_ANONYMOUS_BYTES",
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_JSON_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
     "ERROR_RESPONSES",
     "BearerAuth",
+    "BodyLimits",
+    "BodyTooLarge",
     "EnvelopeResponse",
+    "RequestGuard",
     "api_error",
     "bearer_auth",
+    "connection_limits",
     "envelope_response",
     "error_response",
     "extract_bearer",

@@ -52,6 +52,11 @@ class BearerAuth(HTTPBearer):
     async def __call__(self, request: Request) -> str:  # type: ignore[override]
         return self.verify(request.headers.get("authorization"))
 
+    def accepts(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries an accepted key (``RequestGuard``'s check)."""
+        token = extract_bearer(authorization)
+        return token is not None and (self._allow_any() or _matches(token, self._keys()))
+
     def verify(self, authorization: str | None) -> str:
         """The key in an ``Authorization`` header value, or the 401 ``HTTPException`` (no side effects)."""
         token = extract_bearer(authorization)

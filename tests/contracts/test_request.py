@@ -78,3 +78,20 @@ def test_bad_data_uri() -> None:
 def test_inference_steps_bounds(steps: int) -> None:
     _msg, field = _error({**OK, "inference_steps": steps})
     assert field == "inference_steps"
+
+
+def test_a_url_longer_than_the_cap_is_refused_naming_the_field() -> None:
+    long_url = "https://media.example/" + "a" * c.MAX_URL_LENGTH
+    msg, field = _error({**OK, "video": long_url})
+    assert field == "video"
+    assert f"longer than {c.MAX_URL_LENGTH} characters" in msg
+
+
+@pytest.mark.parametrize("raw", [b"", b"a", b"ab", b"abc", b"\x00" * 1000])
+def test_data_uri_size_counts_the_bytes_without_decoding(raw: bytes) -> None:
+    uri = "data:video/mp4;base64," + base64.b64encode(raw).decode()
+    assert c.data_uri_size(uri) == len(raw)
+
+
+def test_data_uri_size_of_percent_encoded_text_is_an_upper_bound() -> None:
+    assert c.data_uri_size("data:text/plain,a%20b") == 5  # decodes to 3 bytes

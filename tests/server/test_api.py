@@ -207,14 +207,16 @@ def test_non_media_inputs_fail_the_job_with_1401_before_it_is_queued(
     assert not [p for p in (media / "inputs").rglob("*") if p.is_file()]  # failed jobs keep no inputs
 
 
-def test_oversized_inputs_fail_the_job_with_1402(harness_factory: Callable[..., Harness]) -> None:
+def test_oversized_inputs_are_refused(harness_factory: Callable[..., Harness]) -> None:
+    # Issue 13: a data: URI over the cap is a 400 at submit (it used to be accepted, then fail with 1402).
     h = harness_factory(max_input_bytes=1000)
-    big = "data:video/mp4;base64," + base64.b64encode(make_mp4(frames=30)).decode()
+    video = make_mp4(frames=30)
+    big = "data:video/mp4;base64," + base64.b64encode(video).decode()
     r = h.submit({"video": big})
-    assert r.status_code == 200
-    data = h.wait_status(r.json()["data"]["id"], {"completed", "failed"})
-    assert (data["status"], data["code"]) == ("failed", 1402)
-    assert data["error"] == "media_not_reachable: input 'video': larger than the 1000 byte limit"
+    assert r.status_code == 400
+    assert r.json()["message"].startswith(
+        f"Invalid parameter 'video': the data: URI carries {len(video)} bytes, more than the 1000 byte limit"
+    )
     r = h.client.post(
         "/api/v3/media/uploads",
         json={"filename": "a.mp4", "size": 5000, "content_type": "video/mp4"},

@@ -290,3 +290,24 @@ def test_submit_with_the_real_fetcher(
     assert "input 'audio'" in str(data["error"]) and "address ::1 is loopback" in str(data["error"])
     data = outcome(relaxed, {"video": f"{base}/v.mp4", "audio": f"{base}/v.mp4"})
     assert data["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://[2002:7f00:1::]/x.mp4", r"loopback \(6to4 127.0.0.1\)"),
+        ("http://[2002:a9fe:a9fe::1]/x.mp4", r"link-local \(6to4 169.254.169.254\)"),
+        ("http://[64:ff9b::7f00:1]/x.mp4", r"loopback \(NAT64 127.0.0.1\)"),
+        ("http://[64:ff9b::a00:1]/x.mp4", r"private \(NAT64 10.0.0.1\)"),
+        # Teredo: the client address is stored inverted (0x80ff:fffe -> 127.0.0.1)
+        ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x.mp4", r"loopback \(Teredo client 127.0.0.1\)"),
+    ],
+)
+def test_ipv4_embedded_in_ipv6_is_judged_by_the_ipv4_address(url: str, reason: str) -> None:
+    with pytest.raises(Refused, match=reason):
+        run(AddressPolicy(resolver=fake_dns).pin(url))
+
+
+def test_a_public_6to4_address_is_allowed() -> None:
+    target = run(AddressPolicy(resolver=fake_dns).pin("http://[2002:808:808::1]/x.mp4"))
+    assert target.url == "http://[2002:808:808::1]/x.mp4"  # type: ignore[attr-defined]

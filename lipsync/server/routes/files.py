@@ -37,7 +37,11 @@ async def download_file(
         return error_response(404, "file not found")
     if not state.signer.check_download(key, expires, sig, now=state.clock.now()):
         return error_response(403, "Download URL is invalid or has expired")
-    size = await state.storage.size(key)
+    try:
+        size = await state.storage.size(key)
+        local = state.storage.path_of(key) if isinstance(state.storage, LocalStorage) else None
+    except (InvalidKey, OSError):  # e.g. a symlink out of storage, or a file that cannot be read
+        size = None
     if size is None:
         return error_response(404, "file not found")
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
@@ -46,7 +50,7 @@ async def download_file(
         "Content-Disposition": f'inline; filename="{filename}"',
         "Cache-Control": "private, max-age=3600",
     }
-    if isinstance(state.storage, LocalStorage):
-        return FileResponse(state.storage.path_of(key), media_type=media_type, headers=headers)
+    if local is not None:
+        return FileResponse(local, media_type=media_type, headers=headers)
     headers["Content-Length"] = str(size)
     return StreamingResponse(state.storage.iter_bytes(key), media_type=media_type, headers=headers)

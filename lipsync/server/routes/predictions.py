@@ -13,8 +13,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from contracts import ErrorEnvelope, LipsyncRequest, Paths, Prediction, PredictionResponse, TaskErrorCode
-from lipsync.server.inputs import STORED, source_prefix, stash_sources
+from contracts import (
+    MAX_URL_LENGTH,
+    ErrorEnvelope,
+    LipsyncRequest,
+    Paths,
+    Prediction,
+    PredictionResponse,
+    TaskErrorCode,
+)
+from lipsync.server.inputs import STORED, oversize_data_uri, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.netguard import Refused
 from lipsync.server.routes._common import CANCEL, NOT_FOUND, PREDICTION, RATE_LIMITED, RESULT
@@ -48,6 +56,8 @@ def _too_many(state: ServerState, active: int) -> Response:
 
 
 async def _check_webhook(state: ServerState, url: str) -> None:
+    if len(url) > MAX_URL_LENGTH:  # it is kept in the job's row
+        raise api_error(400, f"Invalid parameter 'webhook': URL longer than {MAX_URL_LENGTH} characters")
     try:
         await state.policy.pin(url)
     except Refused as exc:
@@ -80,6 +90,8 @@ async def submit_lipsync(
                 "webhook callback does not support base64 output, please use the normal API to use base64 output",
             )
         await _check_webhook(state, webhook)
+    if (oversize := oversize_data_uri(body, settings.max_input_bytes)) is not None:
+        raise api_error(400, oversize)
     limit = settings.max_active_jobs_per_key
     active = await state.store.count_active(ctx.owner)
     if active >= limit:  # cheap early answer; create() below re-checks atomically

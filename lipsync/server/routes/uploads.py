@@ -25,9 +25,10 @@ from contracts import (
     UploadTicketResponse,
     media_type_of,
 )
+from lipsync.server.housekeeping import upload_usage
 from lipsync.server.keys import InvalidKey, upload_key
 from lipsync.server.signing import UPLOAD_PREFIX
-from lipsync.server.state import ApiDep, server_of
+from lipsync.server.state import ApiDep, ServerState, server_of
 from lipsync.web import api_error, envelope_response, error_response
 
 __all__ = ["router", "storage_router"]
@@ -41,6 +42,21 @@ _TOO_LARGE: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def _quota_left(state: ServerState, owner: str) -> int | None:
+    """Bytes *owner* may still upload (``LIPSYNC_UPLOAD_QUOTA_BYTES``), or None when storage cannot tell."""
+    used = await upload_usage(state.storage, owner)
+    return None if used is None else state.settings.upload_quota_bytes - used
+
+
+def _over_quota(state: ServerState, left: int) -> Response:
+    quota = state.settings.upload_quota_bytes
+    return error_response(
+        413,
+        f"Upload quota exceeded: this API key may store {quota} bytes of uploads and has "
+        f"{max(0, left)} left; uploads are deleted {state.settings.url_ttl_s} s after they were stored",
+    )
+
+
 @router.post(
     Paths.UPLOAD_TICKET,
     response_model=UploadTicketResponse,
@@ -52,6 +68,9 @@ async def create_upload(body: UploadTicketRequest, ctx: ApiDep) -> Response:
     limit = state.settings.max_input_bytes
     if body.size > limit:
         raise api_error(413, f"Invalid parameter 'size': larger than the {limit} byte upload limit")
+    left = await _quota_left(state, ctx.owner)
+    if left is not None and (left <= 0 or body.size > left):
+        return _over_quota(state, left)
     key = upload_key(ctx.owner, body.filename)
     base_url = ctx.base_url
     expires = int(state.clock.now()) + state.settings.upload_ttl_s
@@ -85,9 +104,14 @@ async def upload_binary(file: Annotated[UploadFile, File()], ctx: ApiDep) -> Res
             yield chunk
 
     limit = state.settings.max_input_bytes
+    left = await _quota_left(state, ctx.owner)
+    if left is not None and left <= 0:
+        return _over_quota(state, left)
     try:
-        size = await state.storage.put_stream(key, chunks(), max_bytes=limit)
+        size = await state.storage.put_stream(key, chunks(), max_bytes=min(limit, left or limit))
     except ValueError:
+        if left is not None and left < limit:
+            return _over_quota(state, left)
         return error_response(413, f"Upload larger than the {limit} byte limit")
     result = BinaryUploadResult(
         type=media_type_of(file.content_type),
@@ -109,10 +133,16 @@ async def put_upload(
     state = server_of(request)
     if not state.signer.check_upload(key, expires, max_bytes, sig, now=state.clock.now()):
         return error_response(403, "Upload URL is invalid or has expired")
+    left = await _quota_left(state, key.split("/")[1])  # uploads/<owner>/...: signed, so trusted
+    if left is not None and left <= 0:
+        return _over_quota(state, left)
+    cap = max_bytes if left is None else min(max_bytes, left)
     try:
-        size = await state.storage.put_stream(key, request.stream(), max_bytes=max_bytes)
+        size = await state.storage.put_stream(key, request.stream(), max_bytes=cap)
     except InvalidKey:
         return error_response(400, "Invalid upload key")
     except ValueError:
+        if cap < max_bytes:
+            return _over_quota(state, cap)
         return error_response(413, f"Upload larger than the {max_bytes} bytes announced in the ticket")
     return envelope_response({"size": size})
