@@ -31,16 +31,18 @@ def side_by_side(
     *,
     scales: tuple[float, float] = (1.0, 0.8),
     swap_at: int | None = None,
+    order: tuple[str, str] = ("demo1", "demo2"),
+    start: int = 0,
 ) -> Iterator[np.ndarray]:
-    """demo1 on the left, demo2 on the right, at *scales* of their 480x640 windows; from frame *swap_at* on
-    the two scales are exchanged (the larger face becomes the smaller one)."""
+    """*order[0]* (demo1) on the left, *order[1]* on the right, at *scales* of their 480x640 windows, from
+    frame *start*; from frame *swap_at* on the two scales are exchanged (the larger face becomes smaller)."""
     w, h = WINDOW
-    left = decode_frames(media_dir / SPEAKERS["demo1"].video, count=frames)
-    right = decode_frames(media_dir / SPEAKERS["demo2"].video, count=frames)
+    left = decode_frames(media_dir / SPEAKERS[order[0]].video, count=frames, start=start)
+    right = decode_frames(media_dir / SPEAKERS[order[1]].video, count=frames, start=start)
     for i, (a, b) in enumerate(zip(left, right, strict=False)):
         sa, sb = scales if swap_at is None or i < swap_at else scales[::-1]
         canvas = np.zeros((HEIGHT, 2 * w, 3), np.uint8)
-        for side, (frame, speaker, scale) in enumerate(((a, "demo1", sa), (b, "demo2", sb))):
+        for side, (frame, speaker, scale) in enumerate(((a, order[0], sa), (b, order[1], sb))):
             win = cv2.resize(
                 _window(frame, speaker), (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA
             )
@@ -50,7 +52,8 @@ def side_by_side(
         yield canvas
 
 
-def original_voice(media_dir: Path, speaker: str, frames: int) -> np.ndarray:
-    """The first *frames* video frames' worth of *speaker*'s original sound track, 16 kHz mono."""
+def original_voice(media_dir: Path, speaker: str, frames: int, start: int = 0) -> np.ndarray:
+    """*frames* video frames' worth of *speaker*'s original sound track from frame *start*, 16 kHz mono."""
     audio = load_audio_16k(media_dir / SPEAKERS[speaker].video)
-    return audio[: frames * 16000 // FPS]
+    hop = 16000 // FPS
+    return audio[start * hop : (start + frames) * hop]

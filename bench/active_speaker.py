@@ -1,0 +1,65 @@
+"""Active speaker detection accuracy on two real speakers side by side (docs/faces.md, issue 16).
+
+Every combination of: which speaker sits left, whose original voice is the sound track, the two faces'
+scales, and which 4-s (or longer) window of the clips; prints each case's chosen side, the scores, and
+the accuracy. Run from the repository root: ``python -m bench.active_speaker [--frames 100] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import time
+
+from contracts import FaceAuto
+from lipsync.media.faces import create_detector
+from lipsync.media.faces.selection import prepare_selection
+from tests.conftest import MEDIA_DIR
+from tests.media.two_faces import original_voice, side_by_side
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=100, help="frames per case (25 fps)")
+    parser.add_argument("--quick", action="store_true", help="one window, one scale pair")
+    args = parser.parse_args()
+    orders = [("demo1", "demo2"), ("demo2", "demo1")]
+    scales = [(1.0, 0.8)] if args.quick else [(1.0, 0.8), (0.7, 1.0), (0.6, 0.6)]
+    starts = [0] if args.quick else [0, 75, 150]
+    right = total = 0
+    started = time.perf_counter()
+    with create_detector("mediapipe") as detector:
+        for order, scale, start in itertools.product(orders, scales, starts):
+            frames = list(side_by_side(MEDIA_DIR, args.frames, scales=scale, order=order, start=start))
+            for voice in order:
+                audio = original_voice(MEDIA_DIR, voice, args.frames, start)
+                sel = prepare_selection(
+                    FaceAuto(auto=True),
+                    num_frames=len(frames),
+                    frames=lambda frames=frames: iter(frames),
+                    detector=detector,
+                    original_audio=lambda audio=audio: audio,
+                )
+                want = "left" if voice == order[0] else "right"
+                faces = [sel.face(i, f, detector) for i, f in enumerate(frames)]
+                sides = {
+                    "left" if (f.bbox[0] + f.bbox[2]) / 2 < 480 else "right" for f in faces if f is not None
+                }
+                got = sides.pop() if len(sides) == 1 else f"{sel.mode}:{sorted(sides)}"
+                ok = got == want
+                right += ok
+                total += 1
+                print(
+                    f"{'ok ' if ok else 'BAD'} left={order[0]} scales={scale} start={start:3d} voice={voice}: "
+                    f"chose {got} (score {sel.summary.get('score')}, runner-up {sel.summary.get('runner_up')})",
+                    flush=True,
+                )
+    load = os.getloadavg()[0]
+    print(
+        f"\naccuracy {right}/{total} with {args.frames}-frame windows; {time.perf_counter() - started:.0f} s, load {load:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
