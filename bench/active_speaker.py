@@ -12,35 +12,31 @@ import itertools
 import os
 import time
 
-from contracts import FaceAuto
 from lipsync.media.faces import create_detector
-from lipsync.media.faces.selection import prepare_selection
+from lipsync.media.faces.selection import choose_speaker
+from lipsync.media.faces.tracking import track_faces
 from tests.conftest import MEDIA_DIR
 from tests.media.two_faces import original_voice, side_by_side
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--frames", type=int, default=100, help="frames per case (25 fps)")
-    parser.add_argument("--quick", action="store_true", help="one window, one scale pair")
+    parser.add_argument("--frames", type=int, default=250, help="frames per case (25 fps; demo1 has 250)")
+    parser.add_argument("--starts", type=int, nargs="+", default=[0], help="first frame of each window")
+    parser.add_argument("--quick", action="store_true", help="one scale pair")
     args = parser.parse_args()
     orders = [("demo1", "demo2"), ("demo2", "demo1")]
     scales = [(1.0, 0.8)] if args.quick else [(1.0, 0.8), (0.7, 1.0), (0.6, 0.6)]
-    starts = [0] if args.quick else [0, 75, 150]
+    starts = args.starts
     right = total = 0
     started = time.perf_counter()
     with create_detector("mediapipe") as detector:
         for order, scale, start in itertools.product(orders, scales, starts):
             frames = list(side_by_side(MEDIA_DIR, args.frames, scales=scale, order=order, start=start))
+            tracks = track_faces([(i, detector.detect_all(f)) for i, f in enumerate(frames)])
             for voice in order:
-                audio = original_voice(MEDIA_DIR, voice, args.frames, start)
-                sel = prepare_selection(
-                    FaceAuto(auto=True),
-                    num_frames=len(frames),
-                    frames=lambda frames=frames: iter(frames),
-                    detector=detector,
-                    original_audio=lambda audio=audio: audio,
-                )
+                audio = original_voice(MEDIA_DIR, voice, len(frames), start)
+                sel = choose_speaker(tracks, len(frames), audio)
                 want = "left" if voice == order[0] else "right"
                 faces = [sel.face(i, f, detector) for i, f in enumerate(frames)]
                 sides = {

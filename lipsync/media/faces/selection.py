@@ -24,7 +24,7 @@ from lipsync.media.faces.base import Face, FaceDetector, MultiFaceDetector
 from lipsync.media.faces.speaker import score_tracks
 from lipsync.media.faces.tracking import FaceTrack, box_iou, track_faces
 
-__all__ = ["FaceSelection", "prepare_selection"]
+__all__ = ["FaceSelection", "choose_speaker", "prepare_selection"]
 
 FPS = 25
 #: A caller's box must overlap a detected face at least this much to name it.
@@ -111,7 +111,7 @@ def prepare_selection(
     if isinstance(choice, FacePoint):
         return _by_point(choice, tracks, at, size[0] if size else (1, 1))
     assert isinstance(choice, FaceAuto)
-    return _by_speaker(tracks, num_frames, original_audio())
+    return choose_speaker(tracks, num_frames, original_audio())
 
 
 def _by_point(choice: FacePoint, tracks: list[FaceTrack], at: int, size: tuple[int, int]) -> FaceSelection:
@@ -143,7 +143,8 @@ def _area(box: tuple[float, float, float, float]) -> float:
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
-def _by_speaker(tracks: list[FaceTrack], num_frames: int, audio: np.ndarray | None) -> FaceSelection:
+def choose_speaker(tracks: list[FaceTrack], num_frames: int, audio: np.ndarray | None) -> FaceSelection:
+    """The active speaker among *tracks* given the video's own sound (16 kHz), or the largest-face fallback."""
     scores = score_tracks(tracks, audio, num_frames) if audio is not None else None
     if not scores:
         why = "the video has no sound track" if audio is None else "its sound track has no usable speech"
