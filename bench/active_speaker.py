@@ -28,7 +28,7 @@ def main() -> None:
     orders = [("demo1", "demo2"), ("demo2", "demo1")]
     scales = [(1.0, 0.8)] if args.quick else [(1.0, 0.8), (0.7, 1.0), (0.6, 0.6)]
     starts = args.starts
-    right = total = 0
+    right = total = undecided = 0
     started = time.perf_counter()
     with create_detector("mediapipe") as detector:
         for order, scale, start in itertools.product(orders, scales, starts):
@@ -43,11 +43,14 @@ def main() -> None:
                     "left" if (f.bbox[0] + f.bbox[2]) / 2 < 480 else "right" for f in faces if f is not None
                 }
                 got = sides.pop() if len(sides) == 1 else f"{sel.mode}:{sorted(sides)}"
+                if sel.mode != "auto":
+                    got = "undecided (fell back to the largest face)"
                 ok = got == want
                 right += ok
+                undecided += sel.mode != "auto"
                 total += 1
                 print(
-                    f"{'ok ' if ok else 'BAD'} left={order[0]} scales={scale} start={start:3d} voice={voice}: "
+                    f"{'ok ' if ok else 'BAD' if sel.mode == 'auto' else '-- '} left={order[0]} scales={scale} start={start:3d} voice={voice}: "
                     f"chose {got} (score {sel.summary.get('score')}, runner-up {sel.summary.get('runner_up')})",
                     flush=True,
                 )
