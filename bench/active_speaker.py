@@ -56,7 +56,8 @@ def main() -> None:
                 )
     load = os.getloadavg()[0]
     print(
-        f"\naccuracy {right}/{total} with {args.frames}-frame windows; {time.perf_counter() - started:.0f} s, load {load:.1f}"
+        f"\nright {right}/{total}, wrong {total - right - undecided}, undecided {undecided} with {args.frames}-frame "
+        f"windows; {time.perf_counter() - started:.0f} s, load {load:.1f}"
     )
 
 
