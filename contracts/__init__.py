@@ -17,6 +17,7 @@ from contracts._common import (
     utc_now_iso,
 )
 from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
+from contracts._faces import FaceAuto, FaceBoxes, FaceChoice, FacePoint, NormalisedBox
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, RunOptions
 from contracts._prediction import Prediction, PredictionUrls, Timings
@@ -63,6 +64,10 @@ __all__ = [
     "DeleteResult",
     "Envelope",
     "ErrorEnvelope",
+    "FaceAuto",
+    "FaceBoxes",
+    "FaceChoice",
+    "FacePoint",
     "HistoryPage",
     "HistoryRequest",
     "HistoryResponse",
@@ -70,6 +75,7 @@ __all__ = [
     "LoopMode",
     "MediaRef",
     "ModelVersion",
+    "NormalisedBox",
     "OnNoFace",
     "Paths",
     "Prediction",

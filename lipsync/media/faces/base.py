@@ -14,6 +14,8 @@ __all__ = [
     "Face",
     "FaceDetector",
     "FaceFilter",
+    "MultiFaceDetector",
+    "accepted_by_area",
     "points3_from_landmarks",
     "select_largest",
 ]
@@ -62,6 +64,13 @@ class FaceDetector(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class MultiFaceDetector(FaceDetector, Protocol):
+    """A backend that can also return every accepted face of a frame (choosing the speaker needs them)."""
+
+    def detect_all(self, frame_rgb: np.ndarray) -> list[Face]: ...
+
+
 @dataclass(frozen=True)
 class FaceFilter:
     """The reference's acceptance rule for detections (``latentsync/utils/face_detector.py``).
@@ -103,6 +112,15 @@ def select_largest(
         if area is not None and area > best_area:
             best, best_area = payload, area
     return best
+
+
+def accepted_by_area(
+    candidates: Iterable[tuple[Sequence[float], float, T]], face_filter: FaceFilter = FaceFilter()
+) -> list[T]:
+    """The payloads of all accepted candidates, largest area first (stable on ties, as ``select_largest``)."""
+    scored = [(area, i, payload) for i, (bbox, score, payload) in enumerate(candidates)
+              if (area := face_filter.area(bbox, score)) is not None and area > 0]  # fmt: skip
+    return [payload for _area, _i, payload in sorted(scored, key=lambda t: (-t[0], t[1]))]
 
 
 def points3_from_landmarks(landmarks: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:

@@ -23,6 +23,7 @@ from lipsync.media.faces.base import (
     INSIGHTFACE_POINT_GROUPS,
     Face,
     FaceFilter,
+    accepted_by_area,
     points3_from_landmarks,
     select_largest,
 )
@@ -178,20 +179,32 @@ class InsightFaceDetector:
         self._lmk = None
 
     def detect(self, frame_rgb: np.ndarray) -> Face | None:
+        frame = self._check_frame(frame_rgb)
+        dets = self.detect_boxes(frame)
+        chosen = select_largest(((tuple(d[:4]), float(d[4]), d) for d in dets), self.face_filter)
+        return None if chosen is None else self._face(frame, chosen)
+
+    def detect_all(self, frame_rgb: np.ndarray) -> list[Face]:
+        """Every accepted face with its landmarks, largest first."""
+        frame = self._check_frame(frame_rgb)
+        dets = self.detect_boxes(frame)
+        chosen = accepted_by_area(((tuple(d[:4]), float(d[4]), d) for d in dets), self.face_filter)
+        return [self._face(frame, det) for det in chosen]
+
+    def _check_frame(self, frame_rgb: np.ndarray) -> np.ndarray:
         if self._det is None:
             raise RuntimeError("InsightFaceDetector is closed")
         frame = np.asarray(frame_rgb)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {frame.dtype} {frame.shape}")
-        dets = self.detect_boxes(frame)
-        chosen = select_largest(((tuple(d[:4]), float(d[4]), d) for d in dets), self.face_filter)
-        if chosen is None:
-            return None
-        bbox = tuple(float(v) for v in chosen[:4])
+        return frame
+
+    def _face(self, frame: np.ndarray, det: np.ndarray) -> Face:
+        bbox = tuple(float(v) for v in det[:4])
         landmarks = self.landmarks(frame, bbox)
         return Face(
             bbox=bbox,  # type: ignore[arg-type]
-            score=float(chosen[4]),
+            score=float(det[4]),
             landmarks=landmarks,
             points3=points3_from_landmarks(landmarks, INSIGHTFACE_POINT_GROUPS),
         )

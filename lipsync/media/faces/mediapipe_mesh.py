@@ -19,6 +19,7 @@ from lipsync.media.faces.base import (
     MEDIAPIPE_POINT_GROUPS,
     Face,
     FaceFilter,
+    accepted_by_area,
     points3_from_landmarks,
     select_largest,
 )
@@ -84,6 +85,19 @@ class MediaPipeDetector:
             self._mesh.close()
 
     def detect(self, frame_rgb: np.ndarray) -> Face | None:
+        frame, candidates = self._candidates(frame_rgb)
+        chosen = select_largest(candidates, self.face_filter)
+        return None if chosen is None else self._face(frame, *chosen)
+
+    def detect_all(self, frame_rgb: np.ndarray) -> list[Face]:
+        """Every accepted face with its landmarks, largest first."""
+        frame, candidates = self._candidates(frame_rgb)
+        faces = (self._face(frame, *chosen) for chosen in accepted_by_area(candidates, self.face_filter))
+        return [face for face in faces if face is not None]
+
+    def _candidates(
+        self, frame_rgb: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[tuple[float, float, float, float], float, tuple[Any, float]]]]:
         if self._closed:
             raise RuntimeError("MediaPipeDetector is closed")
         frame = np.ascontiguousarray(frame_rgb)
@@ -97,10 +111,9 @@ class MediaPipeDetector:
             x1, y1 = box.xmin * width, box.ymin * height
             bbox = (x1, y1, x1 + box.width * width, y1 + box.height * height)
             candidates.append((bbox, float(det.score[0]), (bbox, float(det.score[0]))))
-        chosen = select_largest(candidates, self.face_filter)
-        if chosen is None:
-            return None
-        bbox, score = chosen
+        return frame, candidates
+
+    def _face(self, frame: np.ndarray, bbox: tuple[float, float, float, float], score: float) -> Face | None:
         landmarks = self._landmarks(frame, bbox)
         if landmarks is None:
             return None

@@ -1,0 +1,91 @@
+"""Which face to lip-sync when the video shows more than one person (the ``face`` run option)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+__all__ = ["FaceAuto", "FaceBoxes", "FaceChoice", "FacePoint", "NormalisedBox"]
+
+_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class FacePoint(BaseModel):
+    """The face under a point of the picture at a moment, then that person through the shot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    point: tuple[_Unit, _Unit] = Field(
+        description="(x, y) in [0, 1], from the picture's top-left corner (0.5, 0.5 is the centre)"
+    )
+    time: float = Field(default=0.0, ge=0.0, description="Seconds into the video where the point is taken")
+
+
+class NormalisedBox(BaseModel):
+    """A face box as fractions of the picture's width and height."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x1: _Unit
+    y1: _Unit
+    x2: _Unit
+    y2: _Unit
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalisedBox:
+        if not (self.x1 < self.x2 and self.y1 < self.y2):
+            raise ValueError("a box needs x1 < x2 and y1 < y2")
+        return self
+
+
+class FaceBoxes(BaseModel):
+    """Caller-made boxes, one per 25-fps video frame (``null``: no face to sync in that frame)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    boxes: list[NormalisedBox | None] = Field(
+        min_length=1,
+        max_length=25 * 60 * 60,
+        description=(
+            "One entry per frame of the video at 25 fps: the face to sync in that frame (the detected face "
+            "overlapping it most), or null for none. The count must equal the video's frame count."
+        ),
+    )
+
+
+class FaceAuto(BaseModel):
+    """Active speaker detection from the input video's own sound track."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto: Literal[True] = Field(description="Pick the face whose mouth moves with the video's own speech")
+
+
+def _kind(value: Any) -> str | None:
+    """Which form a ``face`` value has, so a bad value is reported against that form only."""
+    if isinstance(value, str):
+        return "largest"
+    keys = (
+        set(value)
+        if isinstance(value, dict)
+        else {k for k in ("point", "boxes", "auto") if hasattr(value, k)}
+    )
+    for kind in ("point", "boxes", "auto"):
+        if kind in keys:
+            return kind
+    return None
+
+
+#: ``"largest"`` (the reference: the largest face, frame by frame), a point, per-frame boxes, or auto.
+FaceChoice = Annotated[
+    Annotated[Literal["largest"], Tag("largest")]
+    | Annotated[FacePoint, Tag("point")]
+    | Annotated[FaceBoxes, Tag("boxes")]
+    | Annotated[FaceAuto, Tag("auto")],
+    Discriminator(
+        _kind,
+        custom_error_type="face_choice",
+        custom_error_message='expected "largest", {"point": [x, y], "time": t}, {"boxes": [...]} or {"auto": true}',
+    ),
+]
