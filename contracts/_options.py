@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from contracts._faces import FaceChoice
+
 __all__ = ["LOCAL", "Bounds", "LoopMode", "ModelVersion", "OnNoFace", "RunOptions"]
 
 LoopMode = Literal["pingpong", "loop", "cut_off", "silence"]
@@ -110,6 +112,18 @@ class RunOptions(BaseModel):
     deep_cache: bool = Field(
         default=False,
         description="Reference DeepCache schedule: faster, approximate (off: the exact schedule)",
+    )
+    face: FaceChoice = Field(
+        default="largest",
+        description=(
+            "Which face to sync when several people are in the picture (docs/faces.md). largest (reference): "
+            'the largest face in each frame. {"point": [x, y], "time": t}: the person under that point '
+            "(fractions of width and height) at t seconds, tracked through the shot. "
+            '{"boxes": [{"x1", "y1", "x2", "y2"} | null, ...]}: one box per 25-fps frame, as fractions. '
+            '{"auto": true}: the active speaker, from the video\'s own sound track (falls back to largest '
+            "when it has no usable speech)."
+        ),
+        examples=[{"auto": True}, {"point": [0.25, 0.5], "time": 1.0}],
     )
 
     @classmethod

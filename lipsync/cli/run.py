@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from lipsync.cli._face import FACE_HELP, parse_face
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -65,6 +67,7 @@ def run(
             "--deep-cache/--no-deep-cache", help="Reference DeepCache schedule (faster, approximate)."
         ),
     ] = False,
+    face: Annotated[str, typer.Option("--face", help=FACE_HELP)] = "largest",
     preset: Annotated[
         str,
         typer.Option(
@@ -104,6 +107,7 @@ def run(
                 loop_mode=loop_mode,
                 on_no_face=on_no_face,
                 deep_cache=deep_cache,
+                face=parse_face(face),
                 progress=bar.update,
             )
     except LipsyncError as exc:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from lipsync.cli._face import FACE_HELP, parse_face
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
@@ -78,6 +80,9 @@ def register(app: typer.Typer, *, client_factory: ClientFactory | None = None) -
                 show_default=False,
             ),
         ] = None,
+        face: Annotated[
+            str | None, typer.Option("--face", help=FACE_HELP + " (server default largest)")
+        ] = None,
         sync_mode: Annotated[
             bool,
             typer.Option("--sync-mode", help="Ask the server to answer only when done (enable_sync_mode)."),
@@ -105,6 +110,7 @@ def register(app: typer.Typer, *, client_factory: ClientFactory | None = None) -
             "model_version": model_version,
             "on_no_face": on_no_face,
             "deep_cache": deep_cache,
+            "face": parse_face(face),
             "enable_sync_mode": sync_mode or None,
         }
         code = _submit(

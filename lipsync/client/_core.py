@@ -22,6 +22,7 @@ import httpx
 import pydantic
 
 from contracts import (
+    FaceChoice,
     LipsyncRequest,
     LoopMode,
     ModelVersion,
@@ -97,6 +98,7 @@ class SubmitOptions(TypedDict, total=False):
     model_version: ModelVersion
     on_no_face: OnNoFace
     deep_cache: bool
+    face: FaceChoice
     enable_sync_mode: bool
     enable_base64_output: bool
 

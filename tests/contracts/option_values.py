@@ -13,7 +13,9 @@ def non_default_options() -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, spec in RunOptions.model_json_schema()["properties"].items():
         default = spec["default"]
-        if "enum" in spec:
+        if "examples" in spec:  # structured options (e.g. face) document a non-default example
+            values[name] = next(example for example in spec["examples"] if example != default)
+        elif "enum" in spec:
             values[name] = next(choice for choice in spec["enum"] if choice != default)
         elif spec["type"] == "boolean":
             values[name] = not default
