@@ -58,8 +58,8 @@ class BackendJobStore:
 
     async def has_queued(self) -> bool:
         """Whether any job waits to be claimed (a cheap read: idle workers poll it)."""
-        items, _ = await self.backend.scan(Match(statuses=("created",)), limit=1, newest_first=False)
-        return bool(items)
+        _, n = await self.backend.scan(Match(statuses=("created",)), limit=0)
+        return n > 0
 
     async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
         def take(job: JobRecord) -> bool:

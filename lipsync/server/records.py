@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lipsync.server.interfaces import JobRecord
@@ -31,12 +31,13 @@ def from_dict(data: dict[str, Any]) -> JobRecord:
     return JobRecord(**{name: _copy(data[name]) for name in FIELDS if name in data})
 
 
-def to_row(job: JobRecord) -> tuple[Any, ...]:
+def to_row(job: JobRecord, *, flag: Callable[[bool], Any] = int) -> tuple[Any, ...]:
+    """Column values in ``FIELDS`` order: JSON text for structured fields, ``flag(value)`` for flags."""
     data = to_dict(job)
     return tuple(
         json.dumps(data[f], separators=(",", ":"))
         if f in JSON_FIELDS
-        else int(data[f])
+        else flag(data[f])
         if f in FLAG_FIELDS
         else data[f]
         for f in FIELDS

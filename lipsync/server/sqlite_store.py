@@ -250,11 +250,6 @@ class SQLiteBackend:
         direction = "DESC" if newest_first else "ASC"
 
         def run(db: sqlite3.Connection) -> tuple[list[JobRecord], int]:
-            if limit == 1 and offset == 0:  # an existence check: no count needed beyond the row itself
-                items = self._select(
-                    db, f"{where} ORDER BY created_at {direction}, id {direction} LIMIT 1", params
-                )
-                return items, len(items)
             (total,) = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params).fetchone()
             if limit == 0:
                 return [], int(total)
