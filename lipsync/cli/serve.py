@@ -69,6 +69,10 @@ def serve(
     public_base_url: Annotated[
         str | None, typer.Option(help="External URL for links, behind a proxy ($LIPSYNC_PUBLIC_BASE_URL).")
     ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(help="Job store: sqlite:///PATH or postgresql://... to share ($LIPSYNC_STORE_URL)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the WaveSpeed-compatible lip-sync API (bytedance/lipsync/audio-to-video) on this machine."""
@@ -89,6 +93,7 @@ def serve(
         "devices": device,
         "fetch_allow": fetch_allow,
         "public_base_url": public_base_url,
+        "store_url": store_url,
     }
     try:
         settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -126,7 +131,9 @@ def serve(
         typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
     typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
-    typer.echo(f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices)}")
+    typer.echo(
+        f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices) or 'none here'}"
+    )
     server = uvicorn.Server(uvicorn_config(app, log_level=log_level, access_log=log_level == "debug"))
     server.run(sockets=[sock])
 

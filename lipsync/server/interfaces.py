@@ -131,6 +131,9 @@ class JobStore(Protocol):
     async def count_active(self, owner: str) -> int:
         """Jobs of *owner* that are not terminal (resolving, created or processing)."""
 
+    async def has_queued(self) -> bool:
+        """Whether any job waits to be claimed (a cheap read: idle workers poll it)."""
+
     async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
         """Take the oldest ``created`` job: processing, attempts + 1, leased to *worker_id*; None if none."""
 
