@@ -74,7 +74,9 @@ class Connection:
             await self.writer.wait_closed()
 
 
-def start_server(data_dir: Path, engine: str, store_url: str | None = None) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: Path, engine: str, store_url: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSYNC_")}
     env.update(
         {

@@ -10,49 +10,41 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from lipsync.cli._server_options import (
+    DeviceOpt,
+    FaceDetectorOpt,
+    StoreUrlOpt,
+    WeightsDirOpt,
+    settings_from_flags,
+)
 
 __all__ = ["register", "worker"]
 
 
 def worker(
-    store_url: Annotated[
-        str | None, typer.Option(help="The shared job store, postgresql://... ($LIPSYNC_STORE_URL).")
-    ] = None,
+    store_url: StoreUrlOpt = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Scratch space, and media unless S3 is set ($LIPSYNC_DATA_DIR, default ./data)."),
     ] = None,
-    weights_dir: Annotated[
-        Path | None, typer.Option(help="Model weights ($LIPSYNC_WEIGHTS_DIR, default the engine's default).")
-    ] = None,
-    face_detector: Annotated[
-        str | None, typer.Option(help="insightface or mediapipe ($LIPSYNC_FACE_DETECTOR).")
-    ] = None,
-    device: Annotated[
-        list[str] | None,
-        typer.Option("--device", help="Worker device, one process each (repeatable) ($LIPSYNC_DEVICES)."),
-    ] = None,
+    weights_dir: WeightsDirOpt = None,
+    face_detector: FaceDetectorOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Run lip-sync workers for the API processes that share this job store (no API here)."""
-    from pydantic import ValidationError
-
-    from lipsync.server.settings import ServerSettings
     from lipsync.server.worker import run_workers
 
-    overrides: dict[str, Any] = {
-        "store_url": store_url,
-        "data_dir": data_dir,
-        "weights_dir": weights_dir,
-        "face_detector": face_detector,
-        "devices": device,
-    }
-    try:
-        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    settings = settings_from_flags(
+        store_url=store_url,
+        data_dir=data_dir,
+        weights_dir=weights_dir,
+        face_detector=face_detector,
+        devices=device,
+    )
     if not settings.shared_store:
         typer.echo(
             "error: lipsync worker needs a store shared with the API processes: set LIPSYNC_STORE_URL "
