@@ -8,6 +8,9 @@ N API processes and M workers on any machines share one database. Every write is
 - an insert under the per-key active limit first takes a transaction-scoped advisory lock on the owner,
   so two API processes cannot both accept the 8th job of one key.
 
+Statements go through psycopg's pipeline mode: BEGIN travels with the first statement and COMMIT with the
+last write, so a compare-and-set costs two round trips, not four.
+
 The schema is versioned (``lipsync_schema``); pending migrations run at first use, serialised between
 processes by an advisory lock.
 """
@@ -68,6 +71,8 @@ _ASSIGN = ", ".join(f"{f} = %s" for f in FIELDS if f != "id")
 #: Keys of the advisory locks this module takes (migrations; owners hash into the second key space).
 _MIGRATION_LOCK = 7_105_118
 _OWNER_LOCK_SPACE = 7_105_119
+#: PostgreSQL's OFFSET is a bigint; a page beyond every row is simply empty.
+_MAX_OFFSET = 2**63 - 1
 
 
 def _row(job: JobRecord) -> tuple[Any, ...]:
@@ -99,19 +104,19 @@ class PostgresBackend:
     async def insert(self, job: JobRecord, *, active_limit: int | None, active: Match) -> None:
         where, params = active.sql("%s")
         pool = await self._conn_pool()
-        async with pool.connection() as conn, conn.transaction():
-            if active_limit is not None:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_OWNER_LOCK_SPACE, job.owner)
-                )
-                cur = await conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
-                (n,) = await cur.fetchone() or (0,)
-                if n >= active_limit:
-                    raise ActiveLimitExceeded(n, active_limit)
-            try:
+        try:
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+                if active_limit is not None:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_OWNER_LOCK_SPACE, job.owner)
+                    )
+                    cur = await conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
+                    (n,) = await cur.fetchone() or (0,)
+                    if n >= active_limit:
+                        raise ActiveLimitExceeded(n, active_limit)
                 await conn.execute(f"INSERT INTO jobs ({_COLUMNS}) VALUES ({_PLACEHOLDERS})", _row(job))
-            except errors.UniqueViolation:
-                raise ValueError(f"duplicate job id {job.id}") from None
+        except errors.UniqueViolation:  # raised where the pipeline syncs: at the commit at the latest
+            raise ValueError(f"duplicate job id {job.id}") from None
 
     async def get(self, job_id: str) -> JobRecord | None:
         pool = await self._conn_pool()
@@ -126,7 +131,7 @@ class PostgresBackend:
         # a targeted compare-and-set waits for them, then sees their new state.
         tail = " FOR UPDATE" if first is None else f" LIMIT {int(first)} FOR UPDATE SKIP LOCKED"
         pool = await self._conn_pool()
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn, conn.pipeline(), conn.transaction():
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at, id{tail}", params
             )
@@ -145,17 +150,19 @@ class PostgresBackend:
         where, params = match.sql("%s")
         direction = "DESC" if newest_first else "ASC"
         pool = await self._conn_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
-            (total,) = await cur.fetchone() or (0,)
-            if limit == 0 or offset >= total:
+        async with pool.connection() as conn, conn.pipeline():
+            counted = await conn.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
+            if limit == 0:
+                (total,) = await counted.fetchone() or (0,)
                 return [], int(total)
-            cur = await conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE {where} "
-                f"ORDER BY created_at {direction}, id {direction} LIMIT %s OFFSET %s",
-                [*params, limit, offset],
-            )
-            return [from_row(r) for r in await cur.fetchall()], int(total)
+            async with conn.cursor() as page:  # sent with the count: one round trip for both
+                await page.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE {where} "
+                    f"ORDER BY created_at {direction}, id {direction} LIMIT %s OFFSET %s",
+                    [*params, limit, min(offset, _MAX_OFFSET)],
+                )
+                (total,) = await counted.fetchone() or (0,)
+                return [from_row(r) for r in await page.fetchall()], int(total)
 
     async def remove(self, match: Match) -> list[JobRecord]:
         where, params = match.sql("%s")
