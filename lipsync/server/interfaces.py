@@ -11,9 +11,10 @@ and on Modal (``modal.Dict``, a Volume, ``Function.spawn``), so everything the r
 - :class:`Engine`       runs one lip-sync job on local files (``lipsync.LipSync`` satisfies it)
 - :class:`Clock`        wall-clock seconds (tests inject a fake one)
 
-Every I/O method is ``async`` (SQLite/local implementations simply do their short work inline; remote ones
-use their async clients). ``lipsync.server.memory`` holds in-memory reference implementations that define
-the expected behaviour and double as test fakes.
+Every I/O method is ``async`` (local implementations hand blocking work to threads; remote ones use
+their async clients). ``JobStore`` is implemented once, ``job_store.BackendJobStore``, over a storage
+backend (memory, SQLite, PostgreSQL, Modal's Dict: see ``store_backend.py``); ``lipsync.server.memory``
+holds the in-memory backends, which double as test fakes.
 
 Job state machine (``status``)::
 

@@ -23,7 +23,8 @@ FLAG_FIELDS = frozenset({"base64_output", "cancel_requested"})
 
 
 def to_dict(job: JobRecord) -> dict[str, Any]:
-    """Plain JSON-compatible values (a fresh copy: later changes to *job* do not reach it)."""
+    """Plain JSON-compatible values (a fresh copy: later changes to *job* do not reach it). ``options`` is
+    passed through as it is: when its type changes, this and ``from_dict`` are the lines to change."""
     return {name: _copy(getattr(job, name)) for name in FIELDS}
 
 
