@@ -74,7 +74,9 @@ class Connection:
             await self.writer.wait_closed()
 
 
-def start_server(data_dir: Path, engine: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    data_dir: Path, engine: str, store_url: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIPSYNC_")}
     env.update(
         {
@@ -86,6 +88,8 @@ def start_server(data_dir: Path, engine: str) -> tuple[subprocess.Popen[str], st
             "LIPSYNC_MAX_ACTIVE_JOBS_PER_KEY": "100000",
         }
     )
+    if store_url:
+        env["LIPSYNC_STORE_URL"] = store_url
     exe = str(Path(sys.executable).with_name("lipsync"))
     proc = subprocess.Popen(
         [exe, "serve", "--port", "0", "--data-dir", str(data_dir), "--log-level", "warning"],
@@ -269,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", action="store_true", help="measure a bare in-memory FastAPI app instead"
     )
+    parser.add_argument(
+        "--store-url", default=None, help="LIPSYNC_STORE_URL of the server (default: SQLite in its data dir)"
+    )
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_baseline:
@@ -279,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             proc, base_url = start_baseline()
             args.engine = "baseline (bare FastAPI, in-memory dict)"
         else:
-            proc, base_url = start_server(Path(tmp) / "data", args.engine)
+            proc, base_url = start_server(Path(tmp) / "data", args.engine, args.store_url)
         try:
             inputs = (
                 {"video": "https://m.example/v.mp4", "audio": "https://m.example/a.wav"}

@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # Order is the order shown in --help.
-_COMMAND_MODULES = ("run", "faces", "serve", "mock", "submit", "weights")
+_COMMAND_MODULES = ("run", "faces", "serve", "worker", "mock", "submit", "weights")
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"lipsync.cli.{_name}").register(app)

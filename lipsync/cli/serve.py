@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from lipsync.cli._server_options import (
+    DeviceOpt,
+    FaceDetectorOpt,
+    StoreUrlOpt,
+    WeightsDirOpt,
+    settings_from_flags,
+)
 
 __all__ = ["register", "serve"]
 
@@ -42,24 +50,15 @@ def serve(
         Path | None,
         typer.Option(help="Jobs database, inputs and outputs ($LIPSYNC_DATA_DIR, default ./data)."),
     ] = None,
-    weights_dir: Annotated[
-        Path | None, typer.Option(help="Model weights ($LIPSYNC_WEIGHTS_DIR, default the engine's default).")
-    ] = None,
+    weights_dir: WeightsDirOpt = None,
     api_key: Annotated[
         list[str] | None,
         typer.Option(
             "--api-key", help="Accepted key (repeatable; 'sha256:<hex>' = hashed) ($LIPSYNC_API_KEYS)."
         ),
     ] = None,
-    face_detector: Annotated[
-        str | None, typer.Option(help="insightface or mediapipe ($LIPSYNC_FACE_DETECTOR).")
-    ] = None,
-    device: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--device", help="Worker device, one process each (repeatable) ($LIPSYNC_DEVICES, default auto)."
-        ),
-    ] = None,
+    face_detector: FaceDetectorOpt = None,
+    device: DeviceOpt = None,
     fetch_allow: Annotated[
         list[str] | None,
         typer.Option(
@@ -70,32 +69,28 @@ def serve(
     public_base_url: Annotated[
         str | None, typer.Option(help="External URL for links, behind a proxy ($LIPSYNC_PUBLIC_BASE_URL).")
     ] = None,
+    store_url: StoreUrlOpt = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the WaveSpeed-compatible lip-sync API (bytedance/lipsync/audio-to-video) on this machine."""
     import uvicorn
-    from pydantic import ValidationError
 
     from lipsync.server.app import create_default_app
     from lipsync.server.serving import base_url_of, bind_socket, uvicorn_config
-    from lipsync.server.settings import ServerSettings
     from lipsync.web import connection_limits
 
-    overrides: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "data_dir": data_dir,
-        "weights_dir": weights_dir,
-        "api_keys": api_key,
-        "face_detector": face_detector,
-        "devices": device,
-        "fetch_allow": fetch_allow,
-        "public_base_url": public_base_url,
-    }
-    try:
-        settings = ServerSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    settings = settings_from_flags(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        weights_dir=weights_dir,
+        api_keys=api_key,
+        face_detector=face_detector,
+        devices=device,
+        fetch_allow=fetch_allow,
+        public_base_url=public_base_url,
+        store_url=store_url,
+    )
 
     stored: str | None = None
     is_new = False
@@ -130,7 +125,9 @@ def serve(
         typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
     typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
-    typer.echo(f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices)}")
+    typer.echo(
+        f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices) or 'none here'}"
+    )
     limits = connection_limits(
         header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
     )

@@ -22,7 +22,7 @@ from fastapi import APIRouter, FastAPI
 
 from lipsync import __version__
 from lipsync.server.auth import Keyring, guard_options
-from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
+from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_store, build_webhooks
 from lipsync.server.execution import Notifier
 from lipsync.server.housekeeping import ORPHAN_GRACE_S, purge_expired_uploads, sweep_orphan_inputs
 from lipsync.server.inputs import InputDeps
@@ -171,14 +171,14 @@ def create_app(
 
 
 def create_default_app(settings: ServerSettings | None = None) -> FastAPI:
-    """The embedded defaults: SQLite (WAL) + local directory (or S3) + worker processes + guarded fetcher."""
-    from lipsync.server.sqlite_store import SQLiteJobStore
+    """The embedded defaults: the store of ``LIPSYNC_STORE_URL`` (SQLite in WAL mode unless set) + local
+    directory (or S3) + worker processes + guarded fetcher."""
     from lipsync.server.worker import ProcessRunner
 
     settings = settings or ServerSettings()
     return create_app(
         settings,
-        store=SQLiteJobStore(settings.db_path),
+        store=build_store(settings),
         storage=build_storage(settings),
         runner=ProcessRunner(settings),
         fetcher=build_fetcher(settings),

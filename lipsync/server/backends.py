@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lipsync.server.fetch import HttpFetcher
 from lipsync.server.interfaces import Clock, Storage
+from lipsync.server.job_store import BackendJobStore
 from lipsync.server.local_storage import LocalStorage
 from lipsync.server.netguard import AddressPolicy
 from lipsync.server.settings import ServerSettings, load_or_create_secret
@@ -11,11 +12,33 @@ from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
 from lipsync.server.webhooks import HttpWebhookSender
 
-__all__ = ["build_fetcher", "build_links", "build_policy", "build_signer", "build_storage", "build_webhooks"]
+__all__ = [
+    "build_fetcher",
+    "build_links",
+    "build_policy",
+    "build_signer",
+    "build_storage",
+    "build_store",
+    "build_webhooks",
+]
 
 
 def build_policy(settings: ServerSettings) -> AddressPolicy:
     return AddressPolicy(settings.fetch_allow)
+
+
+def build_store(settings: ServerSettings) -> BackendJobStore:
+    """The job store ``LIPSYNC_STORE_URL`` names (the API process and every worker build theirs here)."""
+    url = settings.job_store_url
+    if url.startswith("sqlite:///"):
+        from lipsync.server.sqlite_store import SQLiteJobStore
+
+        return SQLiteJobStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from lipsync.server.postgres_store import PostgresJobStore
+
+        return PostgresJobStore(url)
+    raise ValueError(f"unsupported store URL {url.split(':', 1)[0]}:// (sqlite:///PATH or postgresql://...)")
 
 
 def build_storage(settings: ServerSettings) -> Storage:

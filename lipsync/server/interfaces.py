@@ -11,9 +11,10 @@ and on Modal (``modal.Dict``, a Volume, ``Function.spawn``), so everything the r
 - :class:`Engine`       runs one lip-sync job on local files (``lipsync.LipSync`` satisfies it)
 - :class:`Clock`        wall-clock seconds (tests inject a fake one)
 
-Every I/O method is ``async`` (SQLite/local implementations simply do their short work inline; remote ones
-use their async clients). ``lipsync.server.memory`` holds in-memory reference implementations that define
-the expected behaviour and double as test fakes.
+Every I/O method is ``async`` (local implementations hand blocking work to threads; remote ones use
+their async clients). ``JobStore`` is implemented once, ``job_store.BackendJobStore``, over a storage
+backend (memory, SQLite, PostgreSQL, Modal's Dict: see ``store_backend.py``); ``lipsync.server.memory``
+holds the in-memory backends, which double as test fakes.
 
 Job state machine (``status``)::
 
@@ -130,6 +131,9 @@ class JobStore(Protocol):
 
     async def count_active(self, owner: str) -> int:
         """Jobs of *owner* that are not terminal (resolving, created or processing)."""
+
+    async def has_queued(self) -> bool:
+        """Whether any job waits to be claimed (a cheap read: idle workers poll it)."""
 
     async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
         """Take the oldest ``created`` job: processing, attempts + 1, leased to *worker_id*; None if none."""

@@ -1,188 +1,83 @@
-"""In-memory reference implementations of the store and storage (the executable spec, and test fakes).
+"""In-memory backends: the job store's (``MemoryJobStore``) and the storage (``MemoryStorage``); test fakes.
 
-They keep every rule the durable backends keep (compare-and-set transitions, active limits, key checks,
-atomic writes) but lose everything on exit. ``InProcessRunner`` lives in ``worker.py``.
+They keep every rule the durable backends keep (the job store is the same ``BackendJobStore``; storage
+checks keys and writes atomically) but lose everything on exit. ``InProcessRunner`` lives in ``worker.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from lipsync.server.interfaces import ActiveLimitExceeded, HeartbeatReply, JobOutcome, JobRecord
+from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
+from lipsync.server.job_store import BackendJobStore
 from lipsync.server.keys import check_key
-from lipsync.server.transitions import (
-    apply_cancel,
-    apply_claim,
-    apply_expiry,
-    apply_finish,
-    apply_resolution_claim,
-    apply_resolved,
-    expirable,
-    resolution_claimable,
-    stored_statuses,
-)
+from lipsync.server.store_backend import Change, Match
 
-__all__ = ["MemoryJobStore", "MemoryStorage"]
+__all__ = ["MemoryBackend", "MemoryJobStore", "MemoryStorage"]
 
 
-class MemoryJobStore:
-    """A dict of jobs; the reference semantics every JobStore must match."""
+def _oldest_first(job: JobRecord) -> tuple[float, str]:
+    return (job.created_at, job.id)
+
+
+class MemoryBackend:
+    """A dict of records (copies in and out, like a real database). One event loop, no awaits inside an
+    operation: each operation is atomic."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, JobRecord] = {}
 
-    async def create(self, job: JobRecord, *, active_limit: int | None = None) -> None:
+    async def insert(self, job: JobRecord, *, active_limit: int | None, active: Match) -> None:
         if job.id in self._jobs:
             raise ValueError(f"duplicate job id {job.id}")
         if active_limit is not None:
-            active = await self.count_active(job.owner)
-            if active >= active_limit:
-                raise ActiveLimitExceeded(active, active_limit)
+            n = sum(1 for j in self._jobs.values() if active.matches(j))
+            if n >= active_limit:
+                raise ActiveLimitExceeded(n, active_limit)
         self._jobs[job.id] = copy.deepcopy(job)
 
     async def get(self, job_id: str) -> JobRecord | None:
         job = self._jobs.get(job_id)
         return copy.deepcopy(job) if job else None
 
-    async def count_active(self, owner: str) -> int:
-        return sum(1 for j in self._jobs.values() if j.owner == owner and not j.is_terminal)
-
-    async def claim(self, worker_id: str, *, now: float, lease_s: float) -> JobRecord | None:
-        queued = [j for j in self._jobs.values() if j.status == "created"]
-        if not queued:
-            return None
-        job = min(queued, key=lambda j: (j.created_at, j.id))
-        apply_claim(job, worker_id, now=now, lease_s=lease_s)
-        return copy.deepcopy(job)
-
-    async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
-        free = [j for j in self._jobs.values() if resolution_claimable(j, now=now)]
-        if not free:
-            return None
-        job = min(free, key=lambda j: (j.created_at, j.id))
-        apply_resolution_claim(job, resolver_id, now=now, lease_s=lease_s)
-        return copy.deepcopy(job)
-
-    async def finish_resolution(
-        self,
-        job_id: str,
-        resolver_id: str,
-        *,
-        now: float,
-        inputs: dict[str, str] | None,
-        timings: dict[str, int] | None = None,
-        error: str = "",
-        code: int | None = None,
-    ) -> JobRecord | None:
-        job = self._jobs.get(job_id)
-        if job is None or job.status != "resolving" or job.worker_id != resolver_id:
-            return None
-        if inputs is not None:
-            apply_resolved(job, inputs, timings)
-        else:
-            apply_finish(job, status="failed", now=now, error=error, code=code, timings=timings)
-        return copy.deepcopy(job)
-
-    async def heartbeat(
-        self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
-    ) -> HeartbeatReply:
-        job = self._jobs.get(job_id)
-        if job is None or job.status != "processing" or job.worker_id != worker_id:
-            return HeartbeatReply(owned=False, cancel_requested=bool(job and job.cancel_requested))
-        job.lease_until = lease_until
-        if progress is not None:
-            job.progress = progress
-        return HeartbeatReply(owned=True, cancel_requested=job.cancel_requested)
-
-    async def finish(
-        self,
-        job_id: str,
-        worker_id: str,
-        *,
-        status: JobOutcome,
-        now: float,
-        outputs: Sequence[str] = (),
-        error: str = "",
-        code: int | None = None,
-        timings: dict[str, int] | None = None,
-    ) -> JobRecord | None:
-        job = self._jobs.get(job_id)
-        if job is None or job.status != "processing" or job.worker_id != worker_id:
-            return None
-        apply_finish(job, status=status, now=now, outputs=outputs, error=error, code=code, timings=timings)
-        return copy.deepcopy(job)
-
-    async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
-        job = self._jobs.get(job_id)
-        if job is None:
-            return None
-        apply_cancel(job, now=now)
-        return copy.deepcopy(job)
-
-    async def expire_leases(
-        self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
-    ) -> list[JobRecord]:
+    async def update(self, match: Match, change: Change, *, first: int | None = None) -> list[JobRecord]:
         changed: list[JobRecord] = []
-        for job in self._jobs.values():
-            if not expirable(job, now=now, worker_id=worker_id):
-                continue
-            apply_expiry(job, now=now, max_attempts=max_attempts, message=message)
-            changed.append(copy.deepcopy(job))
+        for job in sorted((j for j in self._jobs.values() if match.matches(j)), key=_oldest_first):
+            draft = copy.deepcopy(job)
+            if change(draft):
+                self._jobs[job.id] = draft
+                changed.append(copy.deepcopy(draft))
+                if first is not None and len(changed) >= first:
+                    break
         return changed
 
-    async def release_worker(self, worker_id: str) -> int:
-        n = 0
-        for job in self._jobs.values():
-            if job.status == "processing" and job.worker_id == worker_id:
-                job.lease_until = 0.0
-                n += 1
-        return n
-
-    async def list_jobs(
-        self,
-        owner: str,
-        *,
-        page: int,
-        page_size: int,
-        status: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
+    async def scan(
+        self, match: Match, *, offset: int = 0, limit: int | None = None, newest_first: bool = True
     ) -> tuple[list[JobRecord], int]:
-        rows = [
-            j
-            for j in self._jobs.values()
-            if j.owner == owner
-            and (status is None or j.status in stored_statuses(status))
-            and (created_after is None or j.created_at >= created_after)
-            and (created_before is None or j.created_at < created_before)
-        ]
-        rows.sort(key=lambda j: (j.created_at, j.id), reverse=True)
-        start = (page - 1) * page_size
-        return [copy.deepcopy(j) for j in rows[start : start + page_size]], len(rows)
+        rows = sorted((j for j in self._jobs.values() if match.matches(j)), key=_oldest_first)
+        if newest_first:
+            rows.reverse()
+        page = rows[offset:] if limit is None else rows[offset : offset + limit]
+        return [copy.deepcopy(j) for j in page], len(rows)
 
-    async def delete(self, owner: str, ids: Sequence[str]) -> list[JobRecord]:
-        removed: list[JobRecord] = []
-        for job_id in dict.fromkeys(ids):
-            job = self._jobs.get(job_id)
-            if job is None or job.owner != owner:
-                continue
-            if job.status == "processing":
-                job.cancel_requested = True
-                continue
-            removed.append(self._jobs.pop(job_id))
-        return removed
-
-    async def purge(self, *, before: float) -> list[JobRecord]:
-        old = [j for j in self._jobs.values() if j.is_terminal and j.created_at < before]
-        for job in old:
+    async def remove(self, match: Match) -> list[JobRecord]:
+        gone = sorted((j for j in self._jobs.values() if match.matches(j)), key=_oldest_first)
+        for job in gone:
             del self._jobs[job.id]
-        return old
+        return gone
 
     async def close(self) -> None:
         return None
+
+
+class MemoryJobStore(BackendJobStore):
+    """The job store in memory: the reference every other backend is tested against."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryBackend())
 
 
 class MemoryStorage:

@@ -22,7 +22,7 @@ from lipsync.web import (
     DEFAULT_MAX_CONNECTIONS,
 )
 
-__all__ = ["ServerSettings", "load_or_create_secret"]
+__all__ = ["STORE_SCHEMES", "ServerSettings", "load_or_create_secret"]
 
 _MB = 1024 * 1024
 _DAY = 24 * 3600
@@ -35,6 +35,9 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+#: Job store URL schemes (see ``backends.build_store``) -> whether such a store is shared between machines.
+STORE_SCHEMES: dict[str, bool] = {"sqlite": False, "postgresql": True, "postgres": True}
 
 
 class ServerSettings(BaseSettings):
@@ -85,6 +88,11 @@ class ServerSettings(BaseSettings):
 
     # --- storage / engine ---------------------------------------------------------------------------
     data_dir: Path = Field(default=Path("data"), description="SQLite database, inputs and outputs")
+    store_url: str | None = Field(
+        default=None,
+        description="Job store: sqlite:///PATH (default <data_dir>/jobs.sqlite3) or postgresql://user:pass@host/db"
+        " (shared by several API processes and workers)",
+    )
     s3_bucket: str | None = Field(default=None, description="Store media in this S3 bucket instead")
     s3_prefix: str = Field(default="lipsync/", description="Key prefix inside the S3 bucket")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, ...)")
@@ -150,9 +158,28 @@ class ServerSettings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("store_url")
+    @classmethod
+    def _store_scheme(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in STORE_SCHEMES:
+            raise ValueError(
+                f"store_url must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}"
+            )
+        return value
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "jobs.sqlite3"
+
+    @property
+    def job_store_url(self) -> str:
+        """The store URL in effect (SQLite in the data directory unless ``store_url`` is set)."""
+        return self.store_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def shared_store(self) -> bool:
+        """Whether other machines may use the same store (then no process may assume it is alone)."""
+        return STORE_SCHEMES[self.job_store_url.split(":", 1)[0]]
 
     @property
     def media_dir(self) -> Path:

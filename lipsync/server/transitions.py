@@ -1,7 +1,7 @@
 """The job state machine's transitions, as plain functions on a JobRecord.
 
-Stores run these inside their own atomic section (a dict update, a SQLite ``BEGIN IMMEDIATE``
-transaction, ...) after checking the precondition, so every backend applies exactly the same rules.
+``job_store.BackendJobStore`` runs these inside the backend's atomic section (a SQL transaction, a Dict
+lock, ...) after checking the precondition, so every backend applies exactly the same rules.
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@ API process nudges idle workers through a shared event and supervises them: a wo
 lease released at once, so its job is retried (once, by default) or failed with a message, and a new
 worker takes its place. A worker that hangs stops renewing its lease, and the lease sweeper does the same.
 
-Only one server may use a data directory at a time (a lock file enforces it), so at start-up every job
-still marked ``processing`` belonged to a server that stopped; those are recovered the same way.
+On SQLite, only one server may use a data directory at a time (a lock file enforces it), so at start-up
+every job still marked ``processing`` belonged to a server that stopped; those are recovered the same way.
+On a shared store (PostgreSQL) other machines' jobs run meanwhile: there, only expired leases are taken
+back (by every API process's lease sweep). ``run_workers`` runs the workers without an API
+(``lipsync worker``, for GPU machines).
 
 ``InProcessRunner`` runs jobs as tasks of the API's own event loop (engine calls in a thread). It serves
 tests (fake engines, in-memory store) and single-process deployments where the engine lives in the API
@@ -40,6 +43,7 @@ __all__ = [
     "InProcessRunner",
     "ProcessRunner",
     "recover_interrupted",
+    "run_workers",
     "sweep_expired",
     "work_loop",
 ]
@@ -208,11 +212,10 @@ def _exit_with_parent(parent_pid: int) -> None:
 async def _child(
     settings: ServerSettings, device: str, worker_id: str, engine_factory: EngineFactory
 ) -> None:
-    from lipsync.server.backends import build_links, build_storage, build_webhooks
-    from lipsync.server.sqlite_store import SQLiteJobStore
+    from lipsync.server.backends import build_links, build_storage, build_store, build_webhooks
 
     clock = SystemClock()
-    store = SQLiteJobStore(settings.db_path)
+    store = build_store(settings)
     storage = build_storage(settings)
     notifier = Notifier(build_webhooks(settings), build_links(settings, storage, clock))
     stopping = asyncio.Event()  # SIGTERM from the server: finish the current job, then exit
@@ -308,11 +311,14 @@ class ProcessRunner:
         log.info("started worker %s (pid %s)", worker_id, proc.pid)
 
     async def start(self, context: RunnerContext) -> None:
-        self._lock_data_dir()
         self._context = context
-        recovered = await recover_interrupted(context)
-        if recovered:
-            log.warning("re-queued %d job(s) interrupted by the last shutdown", recovered)
+        if not self.settings.shared_store:
+            # Alone on this store: whatever is still running was interrupted by the last shutdown. A shared
+            # store (PostgreSQL) has other machines' jobs running: only their expired leases are taken back.
+            self._lock_data_dir()
+            recovered = await recover_interrupted(context)
+            if recovered:
+                log.warning("re-queued %d job(s) interrupted by the last shutdown", recovered)
         for device in self.settings.devices:
             self._spawn(device)
         self._supervisor = asyncio.create_task(self._supervise(), name="worker-supervisor")
@@ -379,3 +385,25 @@ class ProcessRunner:
             "alive": sum(1 for _d, p in self._procs.values() if p.is_alive()),
             "restarts_total": self.restarts,
         }
+
+
+async def run_workers(settings: ServerSettings, *, stop: asyncio.Event) -> None:
+    """The worker processes of ``settings.devices`` without an API (``lipsync worker``), until *stop*.
+
+    They claim jobs from the store of ``LIPSYNC_STORE_URL`` that the API processes fill, read inputs from
+    and write outputs to the storage they share (S3, or one directory), and send the webhooks.
+    """
+    from lipsync.server.backends import build_links, build_storage, build_store, build_webhooks
+
+    clock = SystemClock()
+    store = build_store(settings)
+    storage = build_storage(settings)
+    notifier = Notifier(build_webhooks(settings), build_links(settings, storage, clock))
+    runner = ProcessRunner(settings)
+    await runner.start(RunnerContext(store, storage, notifier, clock, settings))
+    try:
+        await stop.wait()
+    finally:
+        await runner.stop()
+        await notifier.drain(timeout=settings.webhook_timeout_s)
+        await store.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,23 +13,7 @@ from lipsync.server.interfaces import ActiveLimitExceeded, JobStore
 from lipsync.server.modal_backends import DictJobStore, DictLock, StoreBusy
 from lipsync.server.transitions import CANCELLED_MESSAGE
 from tests.modal.fakes import FakeDict
-
-# The server's store tests, run unchanged against the Dict store (they take the ``store`` fixture below).
-from tests.server.test_store import (  # noqa: F401
-    job,
-    test_active_limit_is_enforced_on_create,
-    test_cancel_of_a_queued_job_fails_it_at_once,
-    test_claim_takes_oldest_and_leases_it,
-    test_create_get_roundtrip,
-    test_delete_removes_idle_jobs_and_cancels_running_ones,
-    test_every_run_option_survives_the_store,
-    test_expired_lease_is_retried_once_then_failed,
-    test_expired_lease_of_a_cancelled_job_ends_it_cancelled,
-    test_finish_is_a_compare_and_set_on_the_lease,
-    test_heartbeat_renews_reports_progress_and_cancel,
-    test_list_filters_pages_and_isolates_owners,
-    test_purge_removes_old_terminal_jobs_only,
-)
+from tests.server.store_suite import OpenStore, StoreSuite, job
 
 pytestmark = pytest.mark.anyio
 
@@ -40,11 +23,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def store() -> AsyncIterator[JobStore]:
-    s = DictJobStore(FakeDict(), lock_ttl_s=2.0)
-    yield s
-    await s.close()
+class TestDictStore(StoreSuite):
+    """The store suite on the Dict backend: every store opened shares one Dict (one per container)."""
+
+    @pytest.fixture
+    def open_store(self) -> OpenStore:
+        shared = FakeDict()
+        return lambda: DictJobStore(shared, lock_ttl_s=2.0)
 
 
 def test_the_dict_store_is_a_job_store() -> None:

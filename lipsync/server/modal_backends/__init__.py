@@ -2,7 +2,8 @@
 ``Runner`` through ``Function.spawn`` + ``FunctionCall`` (imported by ``modal_app.py`` only).
 
 - ``handles``        the Modal methods used, as protocols; ``ModalBackends``, the bundle modal_app builds
-- ``dict_store``     ``DictJobStore`` (per-job locks on the Dict's test-and-set) and ``DictLock``
+- ``dict_store``     ``DictBackend`` (per-job locks on the Dict's test-and-set, ``DictLock``) and
+                     ``DictJobStore`` (the one JobStore on it, plus the FunctionCall bookkeeping)
 - ``volume_storage`` ``VolumeStorage``: commit after every write, reload on a miss, a gate around both
 - ``calls``          what became of a FunctionCall (``inspect_call``) and what that means for its job
 - ``runner``         ``ModalRunner``: one spawned GPU call per job, the reconciler, cancel escalation
@@ -15,7 +16,7 @@ Everything here is tested without a Modal account against in-memory fakes with M
 from __future__ import annotations
 
 from lipsync.server.modal_backends.calls import CallOutcome, inspect_call
-from lipsync.server.modal_backends.dict_store import ActiveJob, DictJobStore, DictLock, StoreBusy
+from lipsync.server.modal_backends.dict_store import ActiveJob, DictBackend, DictJobStore, DictLock, StoreBusy
 from lipsync.server.modal_backends.handles import (
     CallHandle,
     CallLookup,
@@ -43,6 +44,7 @@ __all__ = [
     "CallHandle",
     "CallLookup",
     "CallOutcome",
+    "DictBackend",
     "DictHandle",
     "DictJobStore",
     "DictLock",

@@ -1,0 +1,43 @@
+"""The store suite on PostgreSQL (a real server: see ``tests/server/postgres.py``); its migrations."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from lipsync.server.postgres_store import MIGRATIONS, PostgresJobStore, migrate
+from tests.server.postgres import postgres_url
+from tests.server.store_suite import OpenStore, StoreSuite, job
+
+__all__ = ["postgres_url"]  # the fixture, re-exported for pytest
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class TestPostgresStore(StoreSuite):
+    @pytest.fixture
+    def open_store(self, postgres_url: str) -> OpenStore:
+        return lambda: PostgresJobStore(postgres_url, max_size=4)
+
+
+async def test_migrations_run_once_even_when_processes_start_together(postgres_url: str) -> None:
+    stores = [PostgresJobStore(postgres_url) for _ in range(3)]
+    try:
+        # Three "processes" open the empty database at once: the advisory lock lets one migrate.
+        await asyncio.gather(*(s.get("x") for s in stores))
+        await stores[0].create(job("a"))
+        assert (await stores[2].get("a")) == job("a")
+    finally:
+        for s in stores:
+            await s.close()
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT version FROM lipsync_schema ORDER BY version")
+        assert [v for (v,) in await cur.fetchall()] == [n for n, _ in MIGRATIONS]
+        assert await migrate(conn) == MIGRATIONS[-1][0]  # nothing left to apply
