@@ -20,6 +20,7 @@ from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._request import (
+    WEBHOOK_URL_PATTERN,
     LipsyncRequest,
     LoopMode,
     MediaRef,
@@ -29,6 +30,7 @@ from contracts._request import (
     parse_data_uri,
 )
 from contracts._uploads import (
+    DEFAULT_MAX_UPLOAD_BYTES,
     BinaryUploadResult,
     UploadInstruction,
     UploadTicket,
@@ -50,9 +52,11 @@ WebhookPayload = Prediction
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_UPLOAD_BYTES",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",
+    "WEBHOOK_URL_PATTERN",
     "BinaryUploadResponse",
     "BinaryUploadResult",
     "DeleteRequest",

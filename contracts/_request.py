@@ -10,7 +10,11 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from contracts._scalars import JsonBool, JsonFloat, JsonInt
+
 __all__ = [
+    "MEDIA_REF_PATTERN",
+    "WEBHOOK_URL_PATTERN",
     "LipsyncRequest",
     "LoopMode",
     "MediaRef",
@@ -47,7 +51,25 @@ def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
     return m.group("mime"), data
 
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_HTTP_URL = rf"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#][!-~]*)?"
+_DATA_URI_FORM = (
+    r"[Dd][Aa][Tt][Aa]:(?:[A-Za-z0-9.+_-]+/[A-Za-z0-9.+_-]+)?(?:;[A-Za-z0-9.+_-]+=[^;,]*)*"
+    r"(?:;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})|,[!-~]+)"
+)
+#: What ``audio``/``video`` accept, published as the schema's ``pattern`` and enforced by ``_check_media_ref``
+#: with Python's ``re.search`` (JSON Schema semantics): an http(s) URL with a plain host name or address, or a
+#: ``data:`` URI whose payload decodes (base64 with padding, or URL-encoded text). Everything the pattern
+#: admits passes the checks below, so a schema-valid request is never refused at submit.
+MEDIA_REF_PATTERN = rf"^(?:{_HTTP_URL}|{_DATA_URI_FORM})$"
+#: What ``?webhook=`` accepts (an http(s) URL), published and enforced the same way.
+WEBHOOK_URL_PATTERN = rf"^{_HTTP_URL}$"
+_MEDIA_REF = re.compile(MEDIA_REF_PATTERN)
+
+
 def _check_media_ref(value: str) -> str:
+    if _MEDIA_REF.search(value) is None:
+        raise ValueError("must be an http(s) URL or a data: URI")
     value = value.strip()
     if value[:5].lower() == "data:":
         parse_data_uri(value)
@@ -59,7 +81,11 @@ def _check_media_ref(value: str) -> str:
 
 
 #: An input media reference: an http(s) URL the server downloads, or a ``data:`` URI carrying the bytes.
-MediaRef = Annotated[str, Field(min_length=1), AfterValidator(_check_media_ref)]
+MediaRef = Annotated[
+    str,
+    Field(min_length=1, json_schema_extra={"pattern": MEDIA_REF_PATTERN}),
+    AfterValidator(_check_media_ref),
+]
 
 
 class LipsyncRequest(BaseModel):
@@ -74,9 +100,13 @@ class LipsyncRequest(BaseModel):
 
     audio: MediaRef = Field(description="URL (or data: URI) of the speech that drives the lips")
     video: MediaRef = Field(description="URL (or data: URI) of the face video")
-    seed: int = Field(default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)")
-    guidance_scale: float = Field(default=1.5, ge=1.0, le=3.0, description="Classifier-free guidance scale")
-    inference_steps: int = Field(default=20, ge=10, le=50, description="DDIM steps")
+    seed: JsonInt = Field(
+        default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)"
+    )
+    guidance_scale: JsonFloat = Field(
+        default=1.5, ge=1.0, le=3.0, description="Classifier-free guidance scale"
+    )
+    inference_steps: JsonInt = Field(default=20, ge=10, le=50, description="DDIM steps")
     loop_mode: LoopMode = Field(
         default="pingpong",
         description=(
@@ -96,8 +126,10 @@ class LipsyncRequest(BaseModel):
             "face returns; fail ends the job (reference behaviour). A video with no face at all always fails."
         ),
     )
-    enable_sync_mode: bool = Field(default=False, description="Wait for the result in the submit response")
-    enable_base64_output: bool = Field(default=False, description="Return outputs as raw base64 strings")
+    enable_sync_mode: JsonBool = Field(
+        default=False, description="Wait for the result in the submit response"
+    )
+    enable_base64_output: JsonBool = Field(default=False, description="Return outputs as raw base64 strings")
 
 
 def describe_validation_error(exc: ValidationError | list[dict[str, Any]]) -> tuple[str, str | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from contracts import DEFAULT_MAX_UPLOAD_BYTES
 from mock_server.scenarios import parse_scenario
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_WEBHOOK_SECRET", "MockConfig"]
@@ -31,7 +32,8 @@ class MockConfig:
     #: Bounds, so a long-running mock or a load test cannot grow memory without limit (oldest dropped first).
     journal_size: int = 1000
     max_jobs: int = 10_000
-    max_upload_bytes: int = 256 * 1024 * 1024
+    #: Cap of one upload (413 above it; the schema states it) and of all uploads kept in memory together.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: Base of the exponential back-off between webhook re-deliveries (real seconds).
     webhook_retry_backoff_s: float = 0.2
     #: Account balance reported by GET /api/v3/balance.

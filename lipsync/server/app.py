@@ -17,9 +17,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from lipsync import __version__
+from lipsync.server import routes
 from lipsync.server.auth import Keyring
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_webhooks
 from lipsync.server.execution import Notifier
@@ -34,13 +35,14 @@ from lipsync.server.interfaces import (
     SystemClock,
     WebhookSender,
 )
+from lipsync.server.netguard import AddressPolicy
 from lipsync.server.resolver import InputResolver
-from lipsync.server.routes import account, files, health, history, predictions, uploads
+from lipsync.server.routes import files, health, uploads
 from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
-from lipsync.web import ERROR_RESPONSES, install_error_handlers, install_openapi, operation_id
+from lipsync.web import ApiLimits, install_error_handlers, install_openapi, operation_id, wavespeed_router
 
 __all__ = ["create_app", "create_default_app"]
 
@@ -85,8 +87,12 @@ def create_app(
     fetcher: Fetcher,
     webhooks: WebhookSender,
     clock: Clock | None = None,
+    policy: AddressPolicy | None = None,
 ) -> FastAPI:
-    """The API over the given backends. Refuses to start without at least one API key."""
+    """The API over the given backends. Refuses to start without at least one API key.
+
+    *policy* decides which webhook hosts are acceptable (default: from ``settings.fetch_allow``, resolving
+    names with the system resolver)."""
     keyring = Keyring(settings.api_keys)
     if not len(keyring):
         raise ValueError("no API keys configured: set LIPSYNC_API_KEYS (lipsync serve generates one)")
@@ -113,7 +119,7 @@ def create_app(
         signer=signer,
         links=links,
         notifier=notifier,
-        policy=build_policy(settings),
+        policy=policy or build_policy(settings),
         resolver=resolver,
     )
     context = RunnerContext(store=store, storage=storage, notifier=notifier, clock=clock, settings=settings)
@@ -145,11 +151,7 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
-    # Every route of ``api`` authenticates through its ``ApiDep`` parameter (one dependency per request).
-    api = APIRouter(responses=ERROR_RESPONSES)
-    for module in (predictions, history, uploads, account):
-        api.include_router(module.router)
-    app.include_router(api)
+    app.include_router(wavespeed_router(routes.handlers(), ApiLimits(settings.max_input_bytes)))
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)

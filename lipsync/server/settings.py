@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts import DEFAULT_MAX_UPLOAD_BYTES
+
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
-_MB = 1024 * 1024
 _DAY = 24 * 3600
 
 
@@ -77,7 +78,9 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Time cap for getting one input (download or decode, media check, storing it); then 1402",
     )
-    max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
+    max_input_bytes: int = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="Size cap for one input (fetch/upload)"
+    )
     max_redirects: int = Field(default=5, ge=0, description="Redirects followed per input URL")
     check_media: bool = Field(default=True, description="Probe inputs with PyAV before a job is queued")
 

@@ -23,21 +23,31 @@ Typical wiring::
 
 from __future__ import annotations
 
-from lipsync.web._auth import BearerAuth, bearer_auth, extract_bearer
+from lipsync.web._api import ApiLimits, WavespeedHandlers, wavespeed_router
+from lipsync.web._auth import AUTH_DESCRIPTION, BearerAuth, bearer_auth, extract_bearer
 from lipsync.web._errors import install_error_handlers
 from lipsync.web._openapi import ERROR_RESPONSES, install_openapi, operation_id
 from lipsync.web._responses import EnvelopeResponse, api_error, envelope_response, error_response
+from lipsync.web._serving import ServerThread, base_url_of, bind_socket, uvicorn_config
 
 __all__ = [
+    "AUTH_DESCRIPTION",
     "ERROR_RESPONSES",
+    "ApiLimits",
     "BearerAuth",
     "EnvelopeResponse",
+    "ServerThread",
+    "WavespeedHandlers",
     "api_error",
+    "base_url_of",
     "bearer_auth",
+    "bind_socket",
     "envelope_response",
     "error_response",
     "extract_bearer",
     "install_error_handlers",
     "install_openapi",
     "operation_id",
+    "uvicorn_config",
+    "wavespeed_router",
 ]
