@@ -20,6 +20,7 @@ from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._request import (
+    MEDIA_REF_PATTERN,
     WEBHOOK_URL_PATTERN,
     LipsyncRequest,
     LoopMode,
@@ -53,6 +54,7 @@ __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_UPLOAD_BYTES",
+    "MEDIA_REF_PATTERN",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",

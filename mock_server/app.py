@@ -35,6 +35,7 @@ from contracts import (
     media_type_of,
 )
 from lipsync.web import (
+    API_DESCRIPTION,
     ApiLimits,
     BearerAuth,
     WavespeedHandlers,
@@ -66,6 +67,17 @@ def _base_url(request: Request) -> str:
 def _auth(mock: WavespeedMock) -> BearerAuth:
     # Read per request so mock.configure(api_keys=...) takes effect at once; None accepts any non-empty key.
     return bearer_auth(lambda: mock.api_keys or (), allow_any=lambda: mock.api_keys is None)
+
+
+def _auth_note(mock: WavespeedMock) -> str:
+    """How this mock authenticates, for its schema and /docs (the Bearer scheme itself is the server's)."""
+    if mock.api_keys is None:
+        return (
+            "**Authentication (this mock):** started without API keys, it accepts *any* non-empty Bearer key "
+            "(a missing one is still 401). Start it with `--api-key KEY` (or `MockConfig(api_keys=(...))`) to "
+            "require yours, as the server does."
+        )
+    return "**Authentication (this mock):** only its configured Bearer keys are accepted, as on the server."
 
 
 def _handlers(mock: WavespeedMock) -> WavespeedHandlers[Request]:
@@ -279,11 +291,7 @@ def create_app(
     app = FastAPI(
         title="WaveSpeed-compatible lip-sync API (mock)",
         version="3.0.0",
-        description=(
-            "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
-            "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
-            "HTTP 200."
-        ),
+        description=API_DESCRIPTION + "\n\n" + _auth_note(instance),
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs",

@@ -42,19 +42,20 @@ from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
-from lipsync.web import ApiLimits, install_error_handlers, install_openapi, operation_id, wavespeed_router
+from lipsync.web import (
+    API_DESCRIPTION,
+    ApiLimits,
+    install_error_handlers,
+    install_openapi,
+    operation_id,
+    wavespeed_router,
+)
 
 __all__ = ["create_app", "create_default_app"]
 
 log = logging.getLogger(__name__)
 
 _PURGE_EVERY_S = 3600.0
-
-DESCRIPTION = (
-    "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
-    "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
-    "HTTP 200."
-)
 
 
 async def _maintenance(state: ServerState, context: RunnerContext) -> None:
@@ -143,7 +144,7 @@ def create_app(
     app = FastAPI(
         title="WaveSpeed-compatible lip-sync API",
         version=__version__,
-        description=DESCRIPTION,
+        description=API_DESCRIPTION,
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs",

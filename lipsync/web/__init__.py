@@ -23,7 +23,7 @@ Typical wiring::
 
 from __future__ import annotations
 
-from lipsync.web._api import ApiLimits, WavespeedHandlers, wavespeed_router
+from lipsync.web._api import API_DESCRIPTION, ApiLimits, WavespeedHandlers, wavespeed_router
 from lipsync.web._auth import AUTH_DESCRIPTION, BearerAuth, bearer_auth, extract_bearer
 from lipsync.web._errors import install_error_handlers
 from lipsync.web._openapi import ERROR_RESPONSES, install_openapi, operation_id
@@ -31,6 +31,7 @@ from lipsync.web._responses import EnvelopeResponse, api_error, envelope_respons
 from lipsync.web._serving import ServerThread, base_url_of, bind_socket, uvicorn_config
 
 __all__ = [
+    "API_DESCRIPTION",
     "AUTH_DESCRIPTION",
     "ERROR_RESPONSES",
     "ApiLimits",

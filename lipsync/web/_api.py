@@ -44,7 +44,16 @@ from lipsync.web._auth import AUTH_DESCRIPTION
 from lipsync.web._openapi import ERROR_RESPONSES
 from lipsync.web._responses import api_error, error_response
 
-__all__ = ["ApiLimits", "WavespeedHandlers", "wavespeed_router"]
+__all__ = ["API_DESCRIPTION", "ApiLimits", "WavespeedHandlers", "wavespeed_router"]
+
+#: The schema's ``info.description`` on both apps (each may append a note about itself).
+API_DESCRIPTION = (
+    "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
+    "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
+    "HTTP 200. Requests are checked against this schema: a request it calls invalid is answered 400 with "
+    "a message naming the field, and one it calls valid is never refused for its shape (see each "
+    "parameter's description for the few runtime checks, such as upload limits and webhook hosts)."
+)
 
 Ctx = TypeVar("Ctx")
 
