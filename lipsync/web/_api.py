@@ -67,16 +67,19 @@ _CANCEL = Paths.CANCEL.format(id="{prediction_id}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
+_Responses = dict[int | str, dict[str, Any]]
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorEnvelope, "description": description}
 
 
-_NOT_FOUND = {404: _error("Unknown (or deleted) prediction")}
-_RATE_LIMITED = {
+_NOT_FOUND: _Responses = {404: _error("Unknown (or deleted) prediction")}
+_RATE_LIMITED: _Responses = {
     429: _error("Rate limited (too many active predictions, or a mock scenario); see Retry-After")
 }
-_ENDED = {409: _error("The prediction already ended")}
-_TOO_LARGE = {413: _error("The file is larger than the upload limit")}
+_ENDED: _Responses = {409: _error("The prediction already ended")}
+_TOO_LARGE: _Responses = {413: _error("The file is larger than the upload limit")}
 
 _ID = "$response.body#/data/id"
 #: Where a submitted prediction can be followed: stateful testers and generated clients read these.
@@ -267,36 +270,36 @@ def wavespeed_router(handlers: WavespeedHandlers[Ctx], limits: ApiLimits) -> API
         """A constant on self-hosted deployments (nothing is billed), for tools that check it."""
         return await handlers.get_balance(ctx)
 
-    # Then the prediction-id templates, most specific first.
-    @route(
-        _RESULT,
-        "GET",
-        response_model=PredictionResponse,
-        responses={**_NOT_FOUND, **_RATE_LIMITED},
-        summary="Get a result",
-    )
-    async def get_result(prediction_id: str, ctx: CtxDep) -> Response:
-        return await handlers.get_result(prediction_id, ctx)
+    # Then the prediction-id templates, most specific first: (path, method, operation, extra responses, summary).
+    by_id: list[tuple[str, str, str, _Responses, str]] = [
+        (_RESULT, "GET", "get_result", {**_NOT_FOUND, **_RATE_LIMITED}, "Get a result"),
+        (
+            _CANCEL,
+            "POST",
+            "cancel_prediction",
+            {**_NOT_FOUND, **_ENDED},
+            "Cancel a running prediction (extension: reported as failed, code 1405)",
+        ),
+        (
+            _PREDICTION,
+            "GET",
+            "get_prediction",
+            {**_NOT_FOUND, **_RATE_LIMITED},
+            "Get a prediction (same as /result)",
+        ),
+    ]
 
-    @route(
-        _CANCEL,
-        "POST",
-        response_model=PredictionResponse,
-        responses={**_NOT_FOUND, **_ENDED},
-        summary="Cancel a running prediction (extension: reported as failed, code 1405)",
-    )
-    async def cancel_prediction(prediction_id: str, ctx: CtxDep) -> Response:
-        return await handlers.cancel_prediction(prediction_id, ctx)
+    def by_id_endpoint(handler: Callable[[str, Any], Awaitable[Response]]) -> Callable[..., Any]:
+        async def endpoint(prediction_id: str, ctx: CtxDep) -> Response:
+            return await handler(prediction_id, ctx)
 
-    @route(
-        _PREDICTION,
-        "GET",
-        response_model=PredictionResponse,
-        responses={**_NOT_FOUND, **_RATE_LIMITED},
-        summary="Get a prediction (same as /result)",
-    )
-    async def get_prediction(prediction_id: str, ctx: CtxDep) -> Response:
-        return await handlers.get_prediction(prediction_id, ctx)
+        return endpoint
+
+    for path, method, name, responses, summary in by_id:
+        endpoint = by_id_endpoint(getattr(handlers, name))
+        route(
+            path, method, name=name, response_model=PredictionResponse, responses=responses, summary=summary
+        )(endpoint)
 
     _add_method_not_allowed(router, methods)
     return router
