@@ -58,7 +58,7 @@ _DATA_URI_FORM = (
     r"(?:;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})|,[!-~]+)"
 )
 #: What ``audio``/``video`` accept, published as the schema's ``pattern`` and enforced by ``_check_media_ref``
-#: with Python's ``re.search`` (JSON Schema semantics): an http(s) URL with a plain host name or address, or a
+#: with Python's ``re.search`` (JSON Schema semantics): an http(s) URL with a host name or IPv4 address, or a
 #: ``data:`` URI whose payload decodes (base64 with padding, or URL-encoded text). Everything the pattern
 #: admits passes the checks below, so a schema-valid request is never refused at submit.
 MEDIA_REF_PATTERN = rf"^(?:{_HTTP_URL}|{_DATA_URI_FORM})$"
