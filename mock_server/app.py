@@ -309,6 +309,7 @@ def create_app(
     app.include_router(wavespeed_router(_handlers(instance), limits))
     app.include_router(_storage_router(instance))
     app.include_router(admin_router(instance))
+    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
     # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
     app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
     app.add_middleware(JournalMiddleware, mock=instance)

@@ -156,6 +156,7 @@ def create_app(
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)
+    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
     app.state.server = state
     return app
 

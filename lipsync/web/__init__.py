@@ -11,14 +11,17 @@ decide those edges live here, once:
 - ``bearer_auth``: a dependency factory checking ``Authorization: Bearer <key>`` in constant time.
 - ``operation_id`` / ``install_openapi``: stable operationIds (the route function's name) and a schema
   that documents the 400/401/404 envelopes instead of FastAPI's default 422, plus the bearer scheme.
+- ``wavespeed_router(handlers, limits)``: the WaveSpeed routes declared once (paths, models, docs,
+  operationIds, documented responses, OpenAPI links, 405 + ``Allow``); each app passes its
+  ``WavespeedHandlers``.
+- ``bind_socket`` / ``base_url_of`` / ``uvicorn_config`` / ``ServerThread``: serving either app with uvicorn.
 
 Typical wiring::
 
     app = FastAPI(generate_unique_id_function=operation_id)
     install_error_handlers(app)
     install_openapi(app)
-    auth = bearer_auth(lambda: settings.api_keys)
-    router = APIRouter(dependencies=[Depends(auth)], responses=ERROR_RESPONSES)
+    app.include_router(wavespeed_router(handlers, ApiLimits(max_upload_bytes=limit)))
 """
 
 from __future__ import annotations
