@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed-dev
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: setup serve mock test lint typecheck unit openapi clean gpu-wheels
+.PHONY: setup serve mock test lint layers typecheck unit openapi clean gpu-wheels
 
 # torch is installed first and pinned: on this project's machines the CPU wheel of 2.13.0 lies on disk, and an
 # unpinned resolve would pull a multi-GB CUDA build. GPU users can install their own torch first; pip keeps it.
@@ -58,16 +58,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The import layers of docs/ARCHITECTURE (contracts in pyproject.toml [tool.importlinter]).
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint layers typecheck unit
 
 openapi: $(STAMP)
 	$(BIN)/python -m contracts.schema
+	$(BIN)/python -m mock_server.openapi
 
 # For a lent GPU machine (no network): the wheels of bench/gpu-wheels.txt as cp312 manylinux x86_64 wheels, and
 # the demo clip + flops.json (../shared does not travel), into the ignored .whl/; then the sizes against the

@@ -23,6 +23,8 @@ from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, 
 from contracts._prediction import Prediction, PredictionUrls, Timings
 from contracts._request import (
     MAX_URL_LENGTH,
+    MEDIA_REF_PATTERN,
+    WEBHOOK_URL_PATTERN,
     LipsyncRequest,
     MediaRef,
     data_uri_size,
@@ -30,6 +32,7 @@ from contracts._request import (
     parse_data_uri,
 )
 from contracts._uploads import (
+    DEFAULT_MAX_UPLOAD_BYTES,
     BinaryUploadResult,
     UploadInstruction,
     UploadTicket,
@@ -51,11 +54,14 @@ WebhookPayload = Prediction
 __all__ = [
     "API_PREFIX",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_UPLOAD_BYTES",
     "LOCAL",
     "MAX_URL_LENGTH",
+    "MEDIA_REF_PATTERN",
     "MODEL_ID",
     "SIGNATURE_VERSION",
     "TERMINAL_STATUSES",
+    "WEBHOOK_URL_PATTERN",
     "BinaryUploadResponse",
     "BinaryUploadResult",
     "Bounds",

@@ -21,6 +21,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from contracts._faces import FaceChoice
+from contracts._scalars import JsonBool, JsonFloat, JsonInt
 
 __all__ = ["LOCAL", "Bounds", "LoopMode", "ModelVersion", "OnNoFace", "RunOptions"]
 
@@ -83,11 +84,13 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = Field(default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)")
-    guidance_scale: Annotated[float, Bounds(api=(1.0, 3.0), local=(1.0, 20.0))] = Field(
+    seed: JsonInt = Field(
+        default=1247, ge=0, le=2**32 - 1, description="Random seed (reference default 1247)"
+    )
+    guidance_scale: Annotated[JsonFloat, Bounds(api=(1.0, 3.0), local=(1.0, 20.0))] = Field(
         default=1.5, description="Classifier-free guidance scale"
     )
-    inference_steps: Annotated[int, Bounds(api=(10, 50), local=(1, 1000))] = Field(
+    inference_steps: Annotated[JsonInt, Bounds(api=(10, 50), local=(1, 1000))] = Field(
         default=20, description="DDIM steps"
     )
     loop_mode: LoopMode = Field(
@@ -109,7 +112,7 @@ class RunOptions(BaseModel):
             "face returns; fail ends the job (reference behaviour). A video with no face at all always fails."
         ),
     )
-    deep_cache: bool = Field(
+    deep_cache: JsonBool = Field(
         default=False,
         description="Reference DeepCache schedule: faster, approximate (off: the exact schedule)",
     )

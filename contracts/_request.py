@@ -11,9 +11,12 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from contracts._options import RunOptions
+from contracts._scalars import JsonBool
 
 __all__ = [
     "MAX_URL_LENGTH",
+    "MEDIA_REF_PATTERN",
+    "WEBHOOK_URL_PATTERN",
     "LipsyncRequest",
     "MediaRef",
     "data_uri_size",
@@ -59,7 +62,25 @@ def parse_data_uri(uri: str) -> tuple[str | None, bytes]:
     return m.group("mime"), data
 
 
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_HTTP_URL = rf"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#][!-~]*)?"
+_DATA_URI_FORM = (
+    r"[Dd][Aa][Tt][Aa]:(?:[A-Za-z0-9.+_-]+/[A-Za-z0-9.+_-]+)?(?:;[A-Za-z0-9.+_-]+=[^;,]*)*"
+    r"(?:;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})|,[!-~]+)"
+)
+#: What ``audio``/``video`` accept, published as the schema's ``pattern`` and enforced by ``_check_media_ref``
+#: with Python's ``re.search`` (JSON Schema semantics): an http(s) URL with a host name or IPv4 address, or a
+#: ``data:`` URI whose payload decodes (base64 with padding, or URL-encoded text). Everything the pattern
+#: admits passes the checks below, so a schema-valid request is never refused at submit.
+MEDIA_REF_PATTERN = rf"^(?:{_HTTP_URL}|{_DATA_URI_FORM})$"
+#: What ``?webhook=`` accepts (an http(s) URL), published and enforced the same way.
+WEBHOOK_URL_PATTERN = rf"^{_HTTP_URL}$"
+_MEDIA_REF = re.compile(MEDIA_REF_PATTERN)
+
+
 def _check_media_ref(value: str) -> str:
+    if _MEDIA_REF.search(value) is None:
+        raise ValueError("must be an http(s) URL or a data: URI")
     value = value.strip()
     if value[:5].lower() == "data:":
         parse_data_uri(value)
@@ -73,7 +94,11 @@ def _check_media_ref(value: str) -> str:
 
 
 #: An input media reference: an http(s) URL the server downloads, or a ``data:`` URI carrying the bytes.
-MediaRef = Annotated[str, Field(min_length=1), AfterValidator(_check_media_ref)]
+MediaRef = Annotated[
+    str,
+    Field(min_length=1, json_schema_extra={"pattern": MEDIA_REF_PATTERN}),
+    AfterValidator(_check_media_ref),
+]
 
 
 class _Media(BaseModel):
@@ -98,8 +123,10 @@ class LipsyncRequest(RunOptions, _Media):
 
     model_config = ConfigDict(extra="forbid")
 
-    enable_sync_mode: bool = Field(default=False, description="Wait for the result in the submit response")
-    enable_base64_output: bool = Field(default=False, description="Return outputs as raw base64 strings")
+    enable_sync_mode: JsonBool = Field(
+        default=False, description="Wait for the result in the submit response"
+    )
+    enable_base64_output: JsonBool = Field(default=False, description="Return outputs as raw base64 strings")
 
 
 def describe_validation_error(exc: ValidationError | list[dict[str, Any]]) -> tuple[str, str | None]:

@@ -6,7 +6,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BinaryUploadResult", "UploadInstruction", "UploadTicket", "UploadTicketRequest", "media_type_of"]
+from contracts._scalars import JsonInt
+
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "BinaryUploadResult",
+    "UploadInstruction",
+    "UploadTicket",
+    "UploadTicketRequest",
+    "media_type_of",
+]
+
+#: The default size cap of one uploaded (or fetched) file, on the server and the mock alike, so both publish
+#: the same ``maximum`` in their schemas. Each app can configure its own.
+DEFAULT_MAX_UPLOAD_BYTES = 500 * 1024 * 1024
 
 MediaType = Literal["video", "audio", "image", "file"]
 
@@ -24,8 +37,8 @@ class UploadTicketRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     filename: str = Field(min_length=1, max_length=255)
-    # strict: JSON `true` must not pass as size 1
-    size: int = Field(ge=0, strict=True)
+    # a JSON number: `true` must not pass as size 1 (and 1.0 is the integer 1, as JSON Schema says)
+    size: JsonInt = Field(ge=0)
     content_type: str | None = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from lipsync.cli.mock import mock
+from mock_server.cli import mock
 
 
 def main() -> None:

@@ -16,41 +16,36 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, Request, UploadFile
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import (
-    BinaryUploadResponse,
     BinaryUploadResult,
     DeleteRequest,
-    DeleteResponse,
     DeleteResult,
-    ErrorEnvelope,
     HistoryRequest,
-    HistoryResponse,
     LipsyncRequest,
-    Paths,
-    PredictionResponse,
     UploadInstruction,
     UploadTicket,
     UploadTicketRequest,
-    UploadTicketResponse,
     WebhookSecret,
-    WebhookSecretResponse,
     media_type_of,
 )
 from lipsync.web import (
-    ERROR_RESPONSES,
+    API_DESCRIPTION,
+    ApiLimits,
     BearerAuth,
     RequestGuard,
+    WavespeedHandlers,
     bearer_auth,
     envelope_response,
     install_error_handlers,
     install_openapi,
     operation_id,
+    wavespeed_router,
 )
 from mock_server.config import MockConfig
 from mock_server.fastpath import FastPath
@@ -65,21 +60,6 @@ from mock_server.uploads import media_path, put_path
 __all__ = ["SCENARIO_HEADER", "create_app"]
 
 _TICK_INTERVAL_S = 0.25
-_RESULT = Paths.RESULT.format(id="{prediction_id}")
-_PREDICTION = Paths.PREDICTION.format(id="{prediction_id}")
-_CANCEL = Paths.CANCEL.format(id="{prediction_id}")
-
-
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorEnvelope, "description": "Unknown (or deleted) prediction"}
-}
-_TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}
-}
-_POLL_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_NOT_FOUND,
-    429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"},
-}
 
 
 def _base_url(request: Request) -> str:
@@ -91,47 +71,31 @@ def _auth(mock: WavespeedMock) -> BearerAuth:
     return bearer_auth(lambda: mock.api_keys or (), allow_any=lambda: mock.api_keys is None)
 
 
-def _api_router(mock: WavespeedMock) -> APIRouter:
-    require_key = _auth(mock)
-    router = APIRouter(dependencies=[Depends(require_key)], responses=ERROR_RESPONSES)
+def _auth_note(mock: WavespeedMock) -> str:
+    """How this mock authenticates, for its schema and /docs (the Bearer scheme itself is the server's)."""
+    if mock.api_keys is None:
+        return (
+            "**Authentication (this mock):** started without API keys, it accepts *any* non-empty Bearer key "
+            "(a missing one is still 401). Start it with `--api-key KEY` (or `MockConfig(api_keys=(...))`) to "
+            "require yours, as the server does."
+        )
+    return "**Authentication (this mock):** only its configured Bearer keys are accepted, as on the server."
 
-    @router.post(
-        Paths.SUBMIT,
-        response_model=PredictionResponse,
-        responses={429: {"model": ErrorEnvelope, "description": "Rate limited; see Retry-After"}},
-        summary="Submit a lip-sync job",
-    )
-    async def submit_lipsync(
-        body: LipsyncRequest,
-        request: Request,
-        webhook: Annotated[
-            str | None, Query(description="URL called (signed, v3) when the job completes or fails")
-        ] = None,
-    ) -> Response:
+
+def _handlers(mock: WavespeedMock) -> WavespeedHandlers[Request]:
+    """The mock's side of the WaveSpeed routes (declared once in ``lipsync.web``); the context is the request."""
+    auth = _auth(mock)
+
+    async def authenticate(request: Request, token: str | None) -> Request:
+        auth.check(token)
+        return request
+
+    async def submit_lipsync(body: LipsyncRequest, request: Request, webhook: str | None) -> Response:
         return handle_submit(mock, request, body, webhook)
 
-    @router.get(_RESULT, response_model=PredictionResponse, responses=_POLL_ERRORS, summary="Get a result")
     async def get_result(prediction_id: str, request: Request) -> Response:
         return handle_poll(mock, request, prediction_id)
 
-    @router.get(
-        _PREDICTION,
-        response_model=PredictionResponse,
-        responses=_POLL_ERRORS,
-        summary="Get a prediction (same as /result)",
-    )
-    async def get_prediction(prediction_id: str, request: Request) -> Response:
-        return handle_poll(mock, request, prediction_id)
-
-    @router.post(
-        _CANCEL,
-        response_model=PredictionResponse,
-        responses={
-            **_NOT_FOUND,
-            409: {"model": ErrorEnvelope, "description": "The prediction already ended"},
-        },
-        summary="Cancel a running prediction (extension: reported as failed, code 1405)",
-    )
     async def cancel_prediction(prediction_id: str, request: Request) -> Response:
         note(request, kind="cancel", prediction_id=prediction_id)
         try:
@@ -139,22 +103,14 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         except MockError as exc:
             return mock_error(exc)
 
-    @router.post(Paths.HISTORY, response_model=HistoryResponse, summary="List predictions, newest first")
     async def list_predictions(query: HistoryRequest, request: Request) -> Response:
         note(request, kind="history")
         return envelope_response(mock.history(query))
 
-    @router.post(Paths.DELETE, response_model=DeleteResponse, summary="Delete predictions")
     async def delete_predictions(body: DeleteRequest, request: Request) -> Response:
         note(request, kind="delete")
         return envelope_response(DeleteResult(deleted_count=mock.delete(body.ids)))
 
-    @router.post(
-        Paths.UPLOAD_TICKET,
-        response_model=UploadTicketResponse,
-        responses=_TOO_LARGE,
-        summary="Get an upload ticket",
-    )
     async def create_upload(body: UploadTicketRequest, request: Request) -> Response:
         note(request, kind="upload_ticket")
         try:
@@ -172,13 +128,7 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         )
         return envelope_response(ticket)
 
-    @router.post(
-        Paths.UPLOAD_BINARY,
-        response_model=BinaryUploadResponse,
-        responses=_TOO_LARGE,
-        summary="Upload a file (legacy multipart, field 'file')",
-    )
-    async def upload_binary(file: Annotated[UploadFile, File()], request: Request) -> Response:
+    async def upload_binary(file: UploadFile, request: Request) -> Response:
         note(request, kind="upload_binary")
         data = await file.read()
         filename = file.filename or "upload"
@@ -195,17 +145,25 @@ def _api_router(mock: WavespeedMock) -> APIRouter:
         )
         return envelope_response(result)
 
-    @router.get(
-        Paths.WEBHOOK_SECRET, response_model=WebhookSecretResponse, summary="The webhook signing secret"
-    )
-    async def get_webhook_secret() -> Response:
+    async def get_webhook_secret(request: Request) -> Response:
         return envelope_response(WebhookSecret(secret=mock.config.webhook_secret))
 
-    @router.get(Paths.BALANCE, summary="Account balance (USD)")
-    async def get_balance() -> Response:
+    async def get_balance(request: Request) -> Response:
         return envelope_response({"balance": mock.config.balance})
 
-    return router
+    return WavespeedHandlers(
+        authenticate=authenticate,
+        submit_lipsync=submit_lipsync,
+        get_result=get_result,
+        get_prediction=get_result,
+        cancel_prediction=cancel_prediction,
+        list_predictions=list_predictions,
+        delete_predictions=delete_predictions,
+        create_upload=create_upload,
+        upload_binary=upload_binary,
+        get_webhook_secret=get_webhook_secret,
+        get_balance=get_balance,
+    )
 
 
 def _storage_router(mock: WavespeedMock) -> APIRouter:
@@ -335,11 +293,7 @@ def create_app(
     app = FastAPI(
         title="WaveSpeed-compatible lip-sync API (mock)",
         version="3.0.0",
-        description=(
-            "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
-            "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
-            "HTTP 200."
-        ),
+        description=API_DESCRIPTION + "\n\n" + _auth_note(instance),
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs",
@@ -353,9 +307,11 @@ def create_app(
         assert isinstance(exc, MockError)
         return mock_error(exc)
 
-    app.include_router(_api_router(instance))
+    limits = ApiLimits(max_upload_bytes=instance.config.max_upload_bytes)
+    app.include_router(wavespeed_router(_handlers(instance), limits))
     app.include_router(_storage_router(instance))
     app.include_router(admin_router(instance))
+    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
     # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
     app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
     app.add_middleware(RequestGuard, **guard_options(instance, _auth(instance)))  # bodies bounded before auth

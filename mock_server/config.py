@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from contracts import DEFAULT_MAX_UPLOAD_BYTES
 from lipsync.web import DEFAULT_JSON_BYTES
 from mock_server.scenarios import parse_scenario
 
@@ -34,7 +35,8 @@ class MockConfig:
     #: Bounds, so a long-running mock or a load test cannot grow memory without limit (oldest dropped first).
     journal_size: int = 1000
     max_jobs: int = 10_000
-    max_upload_bytes: int = 256 * 1024 * 1024
+    #: Cap of one upload (413 above it; the schema states it) and of all uploads kept in memory together.
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: Cap of a JSON request body (data: URIs included), as the server's ``LIPSYNC_MAX_JSON_BYTES``.
     max_json_bytes: int = DEFAULT_JSON_BYTES
     #: Base of the exponential back-off between webhook re-deliveries (real seconds).

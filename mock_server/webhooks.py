@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 from contracts import Prediction, signature_headers
-from lipsync.server.netguard import AddressPolicy, guarded_request
+from lipsync.web.netguard import AddressPolicy, guarded_request
 from mock_server.scenarios import Scenario
 
 __all__ = ["HttpxWebhookSender", "WebhookDelivery", "WebhookDispatcher", "WebhookSender"]

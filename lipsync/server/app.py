@@ -18,9 +18,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from lipsync import __version__
+from lipsync.server import routes
 from lipsync.server.auth import Keyring, guard_options
 from lipsync.server.backends import build_fetcher, build_policy, build_storage, build_store, build_webhooks
 from lipsync.server.execution import Notifier
@@ -36,18 +37,21 @@ from lipsync.server.interfaces import (
     SystemClock,
     WebhookSender,
 )
+from lipsync.web.netguard import AddressPolicy
 from lipsync.server.resolver import InputResolver
-from lipsync.server.routes import account, files, health, history, predictions, uploads
+from lipsync.server.routes import files, health, uploads
 from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
 from lipsync.web import (
-    ERROR_RESPONSES,
+    API_DESCRIPTION,
+    ApiLimits,
     RequestGuard,
     install_error_handlers,
     install_openapi,
     operation_id,
+    wavespeed_router,
 )
 
 __all__ = ["create_app", "create_default_app"]
@@ -55,12 +59,6 @@ __all__ = ["create_app", "create_default_app"]
 log = logging.getLogger(__name__)
 
 _PURGE_EVERY_S = 3600.0
-
-DESCRIPTION = (
-    "The `bytedance/lipsync/audio-to-video` API of WaveSpeed AI, as served by the lipsync mock and the "
-    "self-hosted server. Every response is the `{code, message, data}` envelope; submit and poll answer "
-    "HTTP 200."
-)
 
 
 async def _maintenance(state: ServerState, context: RunnerContext) -> None:
@@ -97,8 +95,12 @@ def create_app(
     fetcher: Fetcher,
     webhooks: WebhookSender,
     clock: Clock | None = None,
+    policy: AddressPolicy | None = None,
 ) -> FastAPI:
-    """The API over the given backends. Refuses to start without at least one API key."""
+    """The API over the given backends. Refuses to start without at least one API key.
+
+    *policy* decides which webhook hosts are acceptable (default: from ``settings.fetch_allow``, resolving
+    names with the system resolver)."""
     keyring = Keyring(settings.api_keys)
     if not len(keyring):
         raise ValueError("no API keys configured: set LIPSYNC_API_KEYS (lipsync serve generates one)")
@@ -125,7 +127,7 @@ def create_app(
         signer=signer,
         links=links,
         notifier=notifier,
-        policy=build_policy(settings),
+        policy=policy or build_policy(settings),
         resolver=resolver,
     )
     context = RunnerContext(store=store, storage=storage, notifier=notifier, clock=clock, settings=settings)
@@ -149,7 +151,7 @@ def create_app(
     app = FastAPI(
         title="WaveSpeed-compatible lip-sync API",
         version=__version__,
-        description=DESCRIPTION,
+        description=API_DESCRIPTION,
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
         docs_url="/docs",
@@ -157,15 +159,12 @@ def create_app(
     )
     install_error_handlers(app)
     install_openapi(app)
-    # Every route of ``api`` authenticates through its ``ApiDep`` parameter (one dependency per request).
-    api = APIRouter(responses=ERROR_RESPONSES)
-    for module in (predictions, history, uploads, account):
-        api.include_router(module.router)
-    app.include_router(api)
+    app.include_router(wavespeed_router(routes.handlers(), ApiLimits(settings.max_input_bytes)))
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.add_middleware(RequestGuard, **guard_options(settings, keyring))  # bodies bounded before auth
+    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
     app.state.server = state
     return app
 

@@ -15,7 +15,7 @@ import httpx
 
 from lipsync.errors import MediaFetchError
 from lipsync.server.interfaces import FetchResult
-from lipsync.server.netguard import AddressPolicy, AddressRefused, Refused, guarded_request
+from lipsync.web.netguard import AddressPolicy, AddressRefused, Refused, guarded_request
 
 __all__ = ["LOCAL_FETCH_HINT", "HttpFetcher", "guarded_request"]
 

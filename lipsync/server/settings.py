@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from contracts import ModelVersion
+from contracts import DEFAULT_MAX_UPLOAD_BYTES, ModelVersion
 from lipsync.web import (
     DEFAULT_ANONYMOUS_BYTES,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -24,7 +24,6 @@ from lipsync.web import (
 
 __all__ = ["STORE_SCHEMES", "ServerSettings", "load_or_create_secret"]
 
-_MB = 1024 * 1024
 _DAY = 24 * 3600
 
 
@@ -118,9 +117,11 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Time cap for getting one input (download or decode, media check, storing it); then 1402",
     )
-    max_input_bytes: int = Field(default=500 * _MB, gt=0, description="Size cap for one input (fetch/upload)")
+    max_input_bytes: int = Field(
+        default=DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="Size cap for one input (fetch/upload)"
+    )
     upload_quota_bytes: int = Field(
-        default=10 * 1024 * _MB,
+        default=10 * 1024**3,
         gt=0,
         description="Stored uploads per API key (bytes); a new upload over it is refused with 413",
     )

@@ -5,25 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
 
 from lipsync.server.auth import Keyring, Principal
 from lipsync.server.execution import Notifier
 from lipsync.server.interfaces import Clock, Fetcher, JobRecord, JobStore, Runner, Storage, WebhookSender
-from lipsync.server.netguard import AddressPolicy
+from lipsync.web.netguard import AddressPolicy
 from lipsync.server.resolver import InputResolver
 from lipsync.server.settings import ServerSettings
 from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
 from lipsync.web import api_error
 
-__all__ = ["ApiContext", "ApiDep", "ServerState", "api_context", "base_url_of", "server_of", "wait_terminal"]
+__all__ = ["ApiContext", "ServerState", "authenticate", "base_url_of", "server_of", "wait_terminal"]
 
-# The same scheme object shape as the mock's, so both OpenAPI documents declare the same security scheme.
-_BEARER = HTTPBearer(auto_error=False, description="WaveSpeed-style API key: `Authorization: Bearer <key>`")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -68,23 +64,16 @@ class ApiContext:
         return base_url_of(self.request, self.state.settings)
 
 
-async def api_context(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
-) -> ApiContext:
-    """401 envelope unless ``Authorization: Bearer <key>`` names a configured key.
-
-    ``async def`` on purpose: FastAPI runs plain ``def`` dependencies in a thread pool.
-    """
+async def authenticate(request: Request, token: str | None) -> ApiContext:
+    """The request's context, or the 401 envelope unless *token* (the ``Authorization: Bearer`` value) is a
+    configured key. The route factory (``lipsync.web.wavespeed_router``) reads the header."""
     state = server_of(request)
-    if credentials is None or not credentials.credentials:
+    if not token:
         raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-    principal = state.keyring.authenticate(credentials.credentials)
+    principal = state.keyring.authenticate(token)
     if principal is None:
         raise api_error(401, "Invalid API key", headers=_CHALLENGE)
     return ApiContext(state, principal, request)
-
-
-ApiDep = Annotated[ApiContext, Depends(api_context)]
 
 
 def base_url_of(request: Request, settings: ServerSettings) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from contracts import signature_headers
-from lipsync.server.netguard import AddressPolicy, Refused, guarded_request
+from lipsync.web.netguard import AddressPolicy, Refused, guarded_request
 
 __all__ = ["HttpWebhookSender"]
 

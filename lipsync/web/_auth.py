@@ -10,7 +10,10 @@ from fastapi.security import HTTPBearer
 
 from lipsync.web._responses import api_error
 
-__all__ = ["BearerAuth", "bearer_auth", "extract_bearer"]
+#: How both apps document the bearer scheme.
+AUTH_DESCRIPTION = "WaveSpeed-style API key: `Authorization: Bearer <key>`"
+
+__all__ = ["AUTH_DESCRIPTION", "BearerAuth", "bearer_auth", "extract_bearer"]
 
 KeySource = Collection[str] | Callable[[], Iterable[str]]
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -44,7 +47,7 @@ class BearerAuth(HTTPBearer):
         super().__init__(
             auto_error=False,
             scheme_name="HTTPBearer",
-            description="WaveSpeed-style API key: `Authorization: Bearer <key>`",
+            description=AUTH_DESCRIPTION,
         )
         self._keys: Callable[[], Iterable[str]] = keys if callable(keys) else (lambda: keys)
         self._allow_any: Callable[[], bool] = allow_any if callable(allow_any) else (lambda: allow_any)
@@ -59,8 +62,11 @@ class BearerAuth(HTTPBearer):
 
     def verify(self, authorization: str | None) -> str:
         """The key in an ``Authorization`` header value, or the 401 ``HTTPException`` (no side effects)."""
-        token = extract_bearer(authorization)
-        if token is None:
+        return self.check(extract_bearer(authorization))
+
+    def check(self, token: str | None) -> str:
+        """*token* (a bearer token, None when missing), or the 401 ``HTTPException`` (no side effects)."""
+        if not token:
             raise api_error(401, "Missing API key: send 'Authorization: Bearer <key>'", headers=_CHALLENGE)
         if not self._allow_any() and not _matches(token, self._keys()):
             raise api_error(401, "Invalid API key", headers=_CHALLENGE)

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from contracts import Prediction, WebhookVerificationError, verify
 from lipsync.server.backends import build_webhooks
-from lipsync.server.netguard import AddressPolicy
+from lipsync.web.netguard import AddressPolicy
 from lipsync.server.serving import ServerThread
 from lipsync.server.webhooks import HttpWebhookSender
 from tests.server.conftest import AUTH, Harness, make_settings

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.responses import Response
 
 from contracts import (
     MODEL_ID,
     DeleteRequest,
-    DeleteResponse,
     DeleteResult,
     HistoryPage,
     HistoryRequest,
-    HistoryResponse,
-    Paths,
 )
-from lipsync.server.state import ApiDep
+from lipsync.server.state import ApiContext
 from lipsync.server.views import parse_iso_time, to_prediction
 from lipsync.web import api_error, envelope_response
 
-__all__ = ["router"]
-
-router = APIRouter()
+__all__ = ["delete_predictions", "list_predictions"]
 
 
 def _time(field: str, value: str | None) -> float | None:
@@ -35,8 +29,7 @@ def _time(field: str, value: str | None) -> float | None:
         ) from None
 
 
-@router.post(Paths.HISTORY, response_model=HistoryResponse, summary="List predictions, newest first")
-async def list_predictions(query: HistoryRequest, ctx: ApiDep) -> Response:
+async def list_predictions(query: HistoryRequest, ctx: ApiContext) -> Response:
     state = ctx.state
     after = _time("created_after", query.created_after)
     before = _time("created_before", query.created_before)
@@ -55,8 +48,7 @@ async def list_predictions(query: HistoryRequest, ctx: ApiDep) -> Response:
     return envelope_response(HistoryPage(page=query.page, items=items, total=total))
 
 
-@router.post(Paths.DELETE, response_model=DeleteResponse, summary="Delete predictions")
-async def delete_predictions(body: DeleteRequest, ctx: ApiDep) -> Response:
+async def delete_predictions(body: DeleteRequest, ctx: ApiContext) -> Response:
     """Deletes the key's finished or queued predictions and their files; running ones are cancelled instead."""
     state = ctx.state
     removed = await state.store.delete(ctx.owner, body.ids)

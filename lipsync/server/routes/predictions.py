@@ -8,32 +8,26 @@ with code 1401/1402, as WaveSpeed reports them.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from contracts import (
-    MAX_URL_LENGTH,
-    ErrorEnvelope,
-    LipsyncRequest,
-    Paths,
-    Prediction,
-    PredictionResponse,
-    TaskErrorCode,
-)
+from contracts import MAX_URL_LENGTH, LipsyncRequest, Prediction, TaskErrorCode
 from lipsync.server.inputs import STORED, oversize_data_uri, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
-from lipsync.server.netguard import Refused
-from lipsync.server.routes._common import CANCEL, NOT_FOUND, PREDICTION, RATE_LIMITED, RESULT
-from lipsync.server.state import ApiContext, ApiDep, ServerState, wait_terminal
+from lipsync.web.netguard import Refused
+from lipsync.server.state import ApiContext, ServerState, wait_terminal
 from lipsync.server.transitions import CANCELLED_MESSAGE
 from lipsync.server.views import to_prediction
 from lipsync.web import api_error, envelope_response, error_response
 
-__all__ = ["router"]
-
-router = APIRouter()
+__all__ = [
+    "CANCEL_WAIT_S",
+    "cancel_prediction",
+    "get_prediction",
+    "get_result",
+    "submit_lipsync",
+    "sync_timeout_text",
+]
 
 #: How long a cancel request waits for a running job to stop before answering with its current state.
 CANCEL_WAIT_S = 10.0
@@ -71,15 +65,10 @@ async def _owned(state: ServerState, prediction_id: str, owner: str) -> JobRecor
     return job
 
 
-@router.post(
-    Paths.SUBMIT, response_model=PredictionResponse, responses=RATE_LIMITED, summary="Submit a lip-sync job"
-)
 async def submit_lipsync(
     body: LipsyncRequest,
-    ctx: ApiDep,
-    webhook: Annotated[
-        str | None, Query(description="URL called (signed, v3) when the job completes or fails")
-    ] = None,
+    ctx: ApiContext,
+    webhook: str | None = None,
 ) -> Response:
     state = ctx.state
     settings = state.settings
@@ -144,30 +133,15 @@ async def _poll(ctx: ApiContext, prediction_id: str) -> Response:
     return envelope_response(prediction)
 
 
-@router.get(
-    RESULT, response_model=PredictionResponse, responses={**NOT_FOUND, **RATE_LIMITED}, summary="Get a result"
-)
-async def get_result(prediction_id: str, ctx: ApiDep) -> Response:
+async def get_result(prediction_id: str, ctx: ApiContext) -> Response:
     return await _poll(ctx, prediction_id)
 
 
-@router.get(
-    PREDICTION,
-    response_model=PredictionResponse,
-    responses={**NOT_FOUND, **RATE_LIMITED},
-    summary="Get a prediction (same as /result)",
-)
-async def get_prediction(prediction_id: str, ctx: ApiDep) -> Response:
+async def get_prediction(prediction_id: str, ctx: ApiContext) -> Response:
     return await _poll(ctx, prediction_id)
 
 
-@router.post(
-    CANCEL,
-    response_model=PredictionResponse,
-    responses={**NOT_FOUND, 409: {"model": ErrorEnvelope, "description": "The prediction already ended"}},
-    summary="Cancel a running prediction (extension: reported as failed, code 1405)",
-)
-async def cancel_prediction(prediction_id: str, ctx: ApiDep) -> Response:
+async def cancel_prediction(prediction_id: str, ctx: ApiContext) -> Response:
     state = ctx.state
     job = await _owned(state, prediction_id, ctx.owner)
     if job.is_terminal:

@@ -9,37 +9,29 @@ uses them (before it is queued).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request, UploadFile
 from starlette.responses import Response
 
 from contracts import (
-    BinaryUploadResponse,
     BinaryUploadResult,
-    ErrorEnvelope,
-    Paths,
     UploadInstruction,
     UploadTicket,
     UploadTicketRequest,
-    UploadTicketResponse,
     media_type_of,
 )
 from lipsync.server.housekeeping import upload_usage
 from lipsync.server.keys import InvalidKey, upload_key
 from lipsync.server.signing import UPLOAD_PREFIX
-from lipsync.server.state import ApiDep, ServerState, server_of
+from lipsync.server.state import ApiContext, ServerState, server_of
 from lipsync.web import api_error, envelope_response, error_response
 
-__all__ = ["router", "storage_router"]
+__all__ = ["create_upload", "storage_router", "upload_binary"]
 
-router = APIRouter()
 storage_router = APIRouter(include_in_schema=False)
 
 _CHUNK = 1 << 20
-_TOO_LARGE: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorEnvelope, "description": "The file is larger than the upload limit"}
-}
 
 
 async def _quota_left(state: ServerState, owner: str) -> int | None:
@@ -57,13 +49,7 @@ def _over_quota(state: ServerState, left: int) -> Response:
     )
 
 
-@router.post(
-    Paths.UPLOAD_TICKET,
-    response_model=UploadTicketResponse,
-    responses=_TOO_LARGE,
-    summary="Get an upload ticket",
-)
-async def create_upload(body: UploadTicketRequest, ctx: ApiDep) -> Response:
+async def create_upload(body: UploadTicketRequest, ctx: ApiContext) -> Response:
     state = ctx.state
     limit = state.settings.max_input_bytes
     if body.size > limit:
@@ -88,13 +74,7 @@ async def create_upload(body: UploadTicketRequest, ctx: ApiDep) -> Response:
     return envelope_response(ticket)
 
 
-@router.post(
-    Paths.UPLOAD_BINARY,
-    responses=_TOO_LARGE,
-    response_model=BinaryUploadResponse,
-    summary="Upload a file (legacy multipart, field 'file')",
-)
-async def upload_binary(file: Annotated[UploadFile, File()], ctx: ApiDep) -> Response:
+async def upload_binary(file: UploadFile, ctx: ApiContext) -> Response:
     state = ctx.state
     filename = file.filename or "upload"
     key = upload_key(ctx.owner, filename)

@@ -1,4 +1,8 @@
-"""`lipsync mock`: run the WaveSpeed-compatible mock for local development (also `python -m mock_server`)."""
+"""`lipsync mock` / `python -m mock_server`: run the WaveSpeed-compatible mock for local development.
+
+The command lives with the mock (not in ``lipsync.cli``) so the mock's entry point does not import the CLI
+above it; ``lipsync.cli`` registers it like its own commands.
+"""
 
 from __future__ import annotations
 
