@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from contracts import Paths
-from lipsync.cli.mock import is_loopback
+from mock_server.cli import is_loopback
 from mock_server.config import MockConfig
 from mock_server.server import MockServer
 from tests.mock_server.conftest import INPUTS

@@ -81,6 +81,8 @@ def store_row(store: MemoryJobStore, job_id: str) -> Any:
 
 
 def test_a_webhook_at_loopback_wrapped_in_6to4_is_a_400(served: tuple[str, Any]) -> None:
+    """Refused at submit, naming the field: the published URL pattern admits no IPv6 literal (issue 19), and
+    the SSRF guard behind it unwraps 6to4 too (tests/server/test_fetch.py checks that on its own)."""
     base_url, _ = served
     reply = httpx.post(
         base_url + SUBMIT,
@@ -90,7 +92,7 @@ def test_a_webhook_at_loopback_wrapped_in_6to4_is_a_400(served: tuple[str, Any])
     )
     assert reply.status_code == 400
     assert reply.json()["message"] == (
-        "Invalid parameter 'webhook': address 2002:7f00:1:: is loopback (6to4 127.0.0.1)"
+        "Invalid parameter 'webhook': must be an http(s) URL (got 'http://[2002:7f00:1::]:8080/hook')"
     )
 
 
