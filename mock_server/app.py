@@ -51,6 +51,7 @@ from lipsync.web import (
     install_openapi,
     operation_id,
 )
+from lipsync.web.playground import mount_playground
 from mock_server.config import MockConfig
 from mock_server.fastpath import FastPath
 from mock_server.handlers import SCENARIO_HEADER, handle_poll, handle_submit, mock_error, note
@@ -354,6 +355,7 @@ def create_app(
     app.include_router(_api_router(instance))
     app.include_router(_storage_router(instance))
     app.include_router(admin_router(instance))
+    mount_playground(app)
     # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
     app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
     app.add_middleware(JournalMiddleware, mock=instance)

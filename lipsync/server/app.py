@@ -41,6 +41,7 @@ from lipsync.server.signing import UrlSigner
 from lipsync.server.state import ServerState
 from lipsync.server.views import Links
 from lipsync.web import ERROR_RESPONSES, install_error_handlers, install_openapi, operation_id
+from lipsync.web.playground import mount_playground
 
 __all__ = ["create_app", "create_default_app"]
 
@@ -153,6 +154,7 @@ def create_app(
     app.include_router(uploads.storage_router)
     app.include_router(files.router)
     app.include_router(health.router)
+    mount_playground(app)
     app.state.server = state
     return app
 
