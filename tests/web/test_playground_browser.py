@@ -1,0 +1,313 @@
+"""The playground in a real (headless) Chromium, against real servers over HTTP.
+
+- ``lipsync serve`` with tiny random weights, the MediaPipe detector and the real pipeline on a one-second
+  real clip: key, uploads (ticket + PUT), submit, progress, a result whose videos load with the API's
+  durations, lockstep seek and play, history, delete. And the same server without weights: the banner.
+- ``lipsync mock`` behind a path prefix (as behind a proxy): a failure shows its code and message, cancel
+  ends the job, and the code tab's snippets run as shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lipsync.server.serving import ServerThread
+from mock_server.app import create_app as create_mock_app
+from tests.conftest import MEDIA_DIR, require_path
+from tests.pipeline.clips import face_clip, speech
+from tests.server.test_sdk_e2e import API_KEY, LIPSYNC, Served, start_serve, stop
+from tests.web.conftest import BrowserPage, screenshot
+
+pytestmark = pytest.mark.slow
+
+CLIP_FRAMES = 25  # one second of the real speaker
+PREFIX = "/lipsync"  # where the proxy in front of the mock serves it
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    media = require_path(MEDIA_DIR)
+    root = tmp_path_factory.mktemp("playground-clips")
+    return {
+        "video": face_clip(media, root / "face.mp4", frames=CLIP_FRAMES),
+        "audio": speech(media, root / "speech.wav", CLIP_FRAMES / 25),
+    }
+
+
+def open_page(p: BrowserPage, url: str, key: str) -> None:
+    p.page.goto(url)
+    p.page.wait_for_selector("body[data-ready=true]", state="attached")
+    p.page.wait_for_selector("#opt-seed", state="attached")  # the options came from /openapi.json
+    p.page.fill("#api-key", key)
+    p.page.click("#key-form button[type=submit]")
+    assert p.page.inner_text("#key-status") == "saved in this browser"
+
+
+def set_option(p: BrowserPage, name: str, value: str) -> None:
+    if not p.page.is_visible(f"#opt-{name}"):
+        p.page.click("#advanced summary")
+    p.page.fill(f"#opt-{name}", value)
+
+
+def video_state(p: BrowserPage, element: str) -> dict[str, Any]:
+    state: dict[str, Any] = p.page.evaluate(
+        """(id) => { const v = document.getElementById(id);
+             return {ready: v.readyState, duration: v.duration, time: v.currentTime, paused: v.paused,
+                     seeking: v.seeking}; }""",
+        element,
+    )
+    return state
+
+
+def media_duration(source: bytes | Path) -> float:
+    """The video stream's duration as PyAV reads it (what a player shows)."""
+    with av.open(source if isinstance(source, Path) else io.BytesIO(source)) as container:
+        stream = container.streams.video[0]
+        assert stream.duration is not None and stream.time_base is not None
+        return float(stream.duration * stream.time_base)
+
+
+# ---- the real server ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    weights = tmp_path_factory.mktemp("weights")
+    done = subprocess.run(
+        [LIPSYNC, "weights", "tiny", str(weights), "--version", "1.5"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    served = start_serve(
+        tmp_path_factory.mktemp("playground-serve") / "data",
+        "--weights-dir",
+        str(weights),
+        "--face-detector",
+        "mediapipe",
+        engine="",  # the real pipeline
+        extra_env={"LIPSYNC_MODEL_VERSION": "1.5"},
+    )
+    yield served
+    stop(served)
+
+
+def test_the_whole_flow_on_the_real_server(page: BrowserPage, tiny_server: Served, clips: dict[str, Path]) -> None:
+    p = page
+    open_page(p, tiny_server.base_url + "/", API_KEY)
+    assert p.page.is_hidden("#banner")
+
+    p.page.set_input_files("#video-file", str(clips["video"]))
+    p.page.set_input_files("#audio-file", str(clips["audio"]))
+    for kind in ("video", "audio"):  # uploaded through the ticket + PUT, the bar at its end
+        p.page.wait_for_selector(f"#{kind}-drop[data-uploaded=true]", state="attached")
+        assert p.page.get_attribute(f"#{kind}-upload", "value") == "1"
+        assert p.page.input_value(f"#{kind}-url").startswith(tiny_server.base_url + "/")
+    assert video_state(p, "video-preview")["duration"] == pytest.approx(CLIP_FRAMES / 25, abs=0.05)
+    # Few steps and no classifier-free guidance keep the CPU run short; the seed is shown with the result.
+    set_option(p, "inference_steps", "10")
+    set_option(p, "guidance_scale", "1.0")
+    set_option(p, "seed", "7")
+    screenshot(p, "idle")
+
+    p.page.click("#submit")
+    seen: list[float] = []
+    deadline = time.monotonic() + 300
+    while p.page.is_hidden("#result"):
+        assert p.page.is_hidden("#error"), p.page.inner_text("#error")
+        value = p.page.get_attribute("#progress", "data-value")
+        if value is not None:
+            seen.append(float(value))
+        if len(seen) > 0 and 0 < seen[-1] < 1 and len(set(seen)) == 2:
+            screenshot(p, "running")
+        assert time.monotonic() < deadline, f"no result after 300 s; progress seen {sorted(set(seen))}"
+        time.sleep(0.1)
+    assert any(0 < v < 1 for v in seen), f"progress never moved between 0 and 1: {sorted(set(seen))}"
+    assert seen == sorted(seen), "progress went backwards"
+
+    job_id = p.page.get_attribute("#result", "data-id")
+    assert job_id
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    data = httpx.get(f"{tiny_server.base_url}/api/v3/predictions/{job_id}/result", headers=auth).json()["data"]
+    assert data["status"] == "completed"
+    output = httpx.get(data["outputs"][0], timeout=60).content
+
+    # Both videos load, and the browser's durations are the files' own.
+    p.page.wait_for_function(
+        "['result-output', 'result-original'].every(id => document.getElementById(id).readyState >= 2)"
+    )
+    assert video_state(p, "result-output")["duration"] == pytest.approx(media_duration(output), abs=0.05)
+    assert video_state(p, "result-original")["duration"] == pytest.approx(media_duration(clips["video"]), abs=0.05)
+    assert p.page.get_attribute("#download", "href") == data["outputs"][0]
+    assert "seed\n7" in p.page.inner_text("#timings")
+    screenshot(p, "result")
+
+    # One seek control moves both videos.
+    p.page.eval_on_selector("#seek", "(s) => { s.value = '0.6'; s.dispatchEvent(new Event('input')); }")
+    p.page.wait_for_function(
+        "['result-output', 'result-original'].every(id => { const v = document.getElementById(id);"
+        " return !v.seeking && Math.abs(v.currentTime - 0.6) < 0.05; })"
+    )
+    # One play button plays both, together.
+    p.page.eval_on_selector("#seek", "(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
+    p.page.click("#play")
+    p.page.wait_for_function("document.getElementById('result-output').currentTime > 0.2")
+    out, orig = video_state(p, "result-output"), video_state(p, "result-original")
+    assert not out["paused"] and (not orig["paused"] or orig["time"] >= orig["duration"] - 0.05)
+    assert abs(out["time"] - orig["time"]) < 0.25
+    p.page.wait_for_function("document.getElementById('result-output').ended")
+    assert p.page.inner_text("#play") == "Play both"
+
+    # History lists the job; delete removes it (from the list and from the server).
+    p.page.click("[data-tab=history]")
+    row = f"#history tr[data-id='{job_id}']"
+    p.page.wait_for_selector(row)
+    assert p.page.get_attribute(row, "data-status") == "completed"
+    assert p.page.get_attribute(f"{row} a", "href") == data["outputs"][0]
+    p.page.click(f"{row} button.danger")
+    p.page.wait_for_selector(row, state="detached")
+    gone = httpx.get(f"{tiny_server.base_url}/api/v3/predictions/{job_id}/result", headers=auth)
+    assert gone.status_code == 404
+
+    assert not [url for url in p.requests if API_KEY in url]  # the key travels in headers only
+    assert p.errors == []
+
+
+def test_a_server_without_weights_says_so(page: BrowserPage, tmp_path: Path) -> None:
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    served = start_serve(tmp_path / "data", "--weights-dir", str(empty), "--face-detector", "mediapipe", engine="")
+    try:
+        page.page.goto(served.base_url + "/")
+        page.page.wait_for_selector("#banner:not([hidden])", timeout=120_000)
+        text = page.page.inner_text("#banner")
+        assert "weights" in text and "lipsync weights download" in text
+    finally:
+        stop(served)
+
+
+# ---- the mock, behind a path prefix ------------------------------------------------------------------------
+
+
+def prefix_proxy(upstream: str, prefix: str) -> Starlette:
+    """A reverse proxy serving *upstream* under *prefix* (stripped before forwarding), as nginx would."""
+    client = httpx.AsyncClient(base_url=upstream, timeout=60)
+    hop_by_hop = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
+
+    async def forward(request: Request) -> Response:
+        answer = await client.request(
+            request.method,
+            request.url.path.removeprefix(prefix) or "/",
+            params=request.query_params,
+            headers={k: v for k, v in request.headers.items() if k not in hop_by_hop},
+            content=await request.body(),
+        )
+        headers = {k: v for k, v in answer.headers.items() if k not in hop_by_hop}
+        return Response(answer.content, status_code=answer.status_code, headers=headers)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE"]
+    return Starlette(routes=[Route(prefix + "/{path:path}", forward, methods=methods)], lifespan=lifespan)
+
+
+@pytest.fixture(scope="module")
+def mock_url() -> Iterator[str]:
+    """``lipsync mock`` behind a proxy at ``<proxy>/lipsync``, its public URL set to match."""
+    mock_app = create_mock_app()
+    with ServerThread(mock_app) as upstream, ServerThread(prefix_proxy(upstream.base_url, PREFIX)) as proxy:
+        public = proxy.base_url + PREFIX
+        mock_app.state.mock.configure(public_url=public)
+        yield public
+
+
+def use_scenario(mock_url: str, scenario: str) -> None:
+    httpx.post(f"{mock_url}/__mock/scenario", json={"scenario": scenario}).raise_for_status()
+
+
+def fill_urls(p: BrowserPage) -> None:
+    for kind, url in (("video", "https://media.example/face.mp4"), ("audio", "https://media.example/speech.wav")):
+        p.page.fill(f"#{kind}-url", url)
+        p.page.dispatch_event(f"#{kind}-url", "change")
+
+
+def test_a_failed_job_shows_its_code_and_message(page: BrowserPage, mock_url: str) -> None:
+    use_scenario(mock_url, 'fail; code=1403; message="no_face: No face detected in frame 12"')
+    open_page(page, mock_url + "/playground", "any-key")
+    fill_urls(page)
+    page.page.click("#submit")
+    page.page.wait_for_selector("#error:not([hidden])")
+    assert page.page.inner_text("#error-code") == "1403"
+    assert page.page.inner_text("#error-message") == "no_face: No face detected in frame 12"
+    assert page.page.get_attribute("#run", "data-status") == "failed"
+    assert page.page.is_hidden("#result")
+    assert page.page.is_enabled("#submit")
+    # Every request stayed under the proxy's prefix.
+    origin = mock_url[: -len(PREFIX)]
+    assert [u for u in page.requests if u.startswith(origin)] == [
+        u for u in page.requests if u.startswith(mock_url)
+    ]
+
+
+def test_cancel_ends_the_running_job(page: BrowserPage, mock_url: str) -> None:
+    use_scenario(mock_url, "stuck")
+    open_page(page, mock_url + "/", "any-key")
+    fill_urls(page)
+    page.page.click("#submit")
+    page.page.wait_for_selector("#run[data-status=processing]", state="attached")
+    page.page.click("#cancel")
+    page.page.wait_for_selector("#run[data-status=cancelled]", state="attached")
+    assert page.page.inner_text("#error-code") == "1405"
+    assert page.page.is_hidden("#cancel")
+    assert page.errors == []
+
+
+def test_the_code_tab_snippets_run_as_shown(page: BrowserPage, mock_url: str, tmp_path: Path) -> None:
+    use_scenario(mock_url, "success")
+    open_page(page, mock_url + "/", "snippet-key")
+    fill_urls(page)
+    set_option(page, "seed", "42")
+    page.page.select_option("#opt-loop_mode", "loop")
+    page.page.click("[data-tab=code]")
+    code = {name: page.page.inner_text(f"#code-{name}") for name in ("curl", "sdk", "client")}
+    for text in code.values():
+        assert mock_url in text and "snippet-key" not in text
+    assert shutil.which("curl"), "curl is needed to run the curl snippet"
+    runs = {
+        "sdk": [sys.executable, "-c", code["sdk"]],
+        "client": [sys.executable, "-c", code["client"]],
+        "curl": ["bash", "-c", code["curl"].split("\n\n")[0]],  # the submit (the poll needs an id)
+    }
+    env = {**os.environ, "WAVESPEED_API_KEY": "snippet-key"}
+    httpx.delete(f"{mock_url}/__mock/requests").raise_for_status()
+    for name, command in runs.items():
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    assert (tmp_path / "out.mp4").stat().st_size > 0  # what the lipsync.client snippet downloads
+    journal = httpx.get(f"{mock_url}/__mock/requests", params={"kind": "submit"}).json()["data"]["entries"]
+    expected = {
+        "video": "https://media.example/face.mp4",
+        "audio": "https://media.example/speech.wav",
+        "seed": 42,
+        "loop_mode": "loop",
+    }
+    assert [entry["body"] for entry in journal] == [expected] * 3
+    assert {entry["headers"]["authorization"] for entry in journal} == {"Bearer snippet-key"}
