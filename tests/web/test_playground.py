@@ -82,7 +82,12 @@ def test_the_api_keeps_its_own_headers_and_schema(client: TestClient) -> None:
 def test_the_server_page_needs_no_key_but_the_api_still_does(client: TestClient) -> None:
     assert client.get("/").status_code == 200
     assert client.post("/api/v3/predictions", json={}).status_code == 401
-    assert client.post("/api/v3/predictions", json={}, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+    assert (
+        client.post(
+            "/api/v3/predictions", json={}, headers={"Authorization": f"Bearer {API_KEY}"}
+        ).status_code
+        == 200
+    )
 
 
 class _Scripts(HTMLParser):

@@ -37,8 +37,9 @@ from tests.web.conftest import BrowserPage, screenshot
 
 pytestmark = pytest.mark.slow
 
-CLIP_FRAMES = 25  # one second of the real speaker
-PREFIX = "/lipsync"  # where the proxy in front of the mock serves it
+CLIP_FRAMES = 8
+PREFIX = "/lipsync"
+VIDEOS = ["result-output", "result-original"]  # where the proxy in front of the mock serves it
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,15 @@ def set_option(p: BrowserPage, name: str, value: str) -> None:
     if not p.page.is_visible(f"#opt-{name}"):
         p.page.click("#advanced summary")
     p.page.fill(f"#opt-{name}", value)
+
+
+def wait_until(p: BrowserPage, predicate: str, arg: Any = None, timeout: float = 30.0) -> None:
+    """Polls the JS function *predicate* until it returns true. (``page.wait_for_function`` evaluates its
+    predicate with ``eval``, which the page's CSP forbids.)"""
+    deadline = time.monotonic() + timeout
+    while not p.page.evaluate(predicate, arg):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {predicate}"
+        time.sleep(0.05)
 
 
 def video_state(p: BrowserPage, element: str) -> dict[str, Any]:
@@ -107,8 +117,11 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     stop(served)
 
 
-def test_the_whole_flow_on_the_real_server(page: BrowserPage, tiny_server: Served, clips: dict[str, Path]) -> None:
+def test_the_whole_flow_on_the_real_server(
+    page: BrowserPage, tiny_server: Served, clips: dict[str, Path]
+) -> None:
     p = page
+    assert any(f"playground: open {tiny_server.base_url}/" in line for line in tiny_server.banner)
     open_page(p, tiny_server.base_url + "/", API_KEY)
     assert p.page.is_hidden("#banner")
 
@@ -143,34 +156,41 @@ def test_the_whole_flow_on_the_real_server(page: BrowserPage, tiny_server: Serve
     job_id = p.page.get_attribute("#result", "data-id")
     assert job_id
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    data = httpx.get(f"{tiny_server.base_url}/api/v3/predictions/{job_id}/result", headers=auth).json()["data"]
+    data = httpx.get(f"{tiny_server.base_url}/api/v3/predictions/{job_id}/result", headers=auth).json()[
+        "data"
+    ]
     assert data["status"] == "completed"
     output = httpx.get(data["outputs"][0], timeout=60).content
 
     # Both videos load, and the browser's durations are the files' own.
-    p.page.wait_for_function(
-        "['result-output', 'result-original'].every(id => document.getElementById(id).readyState >= 2)"
-    )
+    wait_until(p, "(ids) => ids.every(id => document.getElementById(id).readyState >= 2)", VIDEOS)
     assert video_state(p, "result-output")["duration"] == pytest.approx(media_duration(output), abs=0.05)
-    assert video_state(p, "result-original")["duration"] == pytest.approx(media_duration(clips["video"]), abs=0.05)
+    assert video_state(p, "result-original")["duration"] == pytest.approx(
+        media_duration(clips["video"]), abs=0.05
+    )
     assert p.page.get_attribute("#download", "href") == data["outputs"][0]
     assert "seed\n7" in p.page.inner_text("#timings")
     screenshot(p, "result")
 
     # One seek control moves both videos.
-    p.page.eval_on_selector("#seek", "(s) => { s.value = '0.6'; s.dispatchEvent(new Event('input')); }")
-    p.page.wait_for_function(
-        "['result-output', 'result-original'].every(id => { const v = document.getElementById(id);"
-        " return !v.seeking && Math.abs(v.currentTime - 0.6) < 0.05; })"
+    middle = round(media_duration(output) / 2, 2)
+    p.page.eval_on_selector(
+        "#seek", "(s, t) => { s.value = String(t); s.dispatchEvent(new Event('input')); }", middle
+    )
+    wait_until(
+        p,
+        "([ids, t]) => ids.every(id => { const v = document.getElementById(id);"
+        " return !v.seeking && Math.abs(v.currentTime - Math.min(t, v.duration)) < 0.05; })",
+        [VIDEOS, middle],
     )
     # One play button plays both, together.
     p.page.eval_on_selector("#seek", "(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
     p.page.click("#play")
-    p.page.wait_for_function("document.getElementById('result-output').currentTime > 0.2")
+    wait_until(p, "() => document.getElementById('result-output').currentTime > 0.1")
     out, orig = video_state(p, "result-output"), video_state(p, "result-original")
     assert not out["paused"] and (not orig["paused"] or orig["time"] >= orig["duration"] - 0.05)
     assert abs(out["time"] - orig["time"]) < 0.25
-    p.page.wait_for_function("document.getElementById('result-output').ended")
+    wait_until(p, "() => document.getElementById('result-output').ended")
     assert p.page.inner_text("#play") == "Play both"
 
     # History lists the job; delete removes it (from the list and from the server).
@@ -188,15 +208,22 @@ def test_the_whole_flow_on_the_real_server(page: BrowserPage, tiny_server: Serve
     assert p.errors == []
 
 
-def test_a_server_without_weights_says_so(page: BrowserPage, tmp_path: Path) -> None:
+def test_a_server_without_weights_says_so(page: BrowserPage, clips: dict[str, Path], tmp_path: Path) -> None:
     empty = tmp_path / "no-weights"
     empty.mkdir()
-    served = start_serve(tmp_path / "data", "--weights-dir", str(empty), "--face-detector", "mediapipe", engine="")
+    served = start_serve(
+        tmp_path / "data", "--weights-dir", str(empty), "--face-detector", "mediapipe", engine=""
+    )
     try:
-        page.page.goto(served.base_url + "/")
-        page.page.wait_for_selector("#banner:not([hidden])", timeout=120_000)
-        text = page.page.inner_text("#banner")
-        assert "weights" in text and "lipsync weights download" in text
+        open_page(page, served.base_url + "/", API_KEY)
+        page.page.set_input_files("#video-file", str(clips["video"]))
+        page.page.set_input_files("#audio-file", str(clips["audio"]))
+        page.page.click("#submit")  # waits for both uploads
+        page.page.wait_for_selector("#error:not([hidden])", timeout=120_000)
+        assert page.page.inner_text("#error-code") == "5003"
+        message = page.page.inner_text("#error-message")
+        assert message.startswith("weights_unavailable: ")
+        assert "the server has no usable model weights" in message and "lipsync weights download" in message
     finally:
         stop(served)
 
@@ -244,7 +271,10 @@ def use_scenario(mock_url: str, scenario: str) -> None:
 
 
 def fill_urls(p: BrowserPage) -> None:
-    for kind, url in (("video", "https://media.example/face.mp4"), ("audio", "https://media.example/speech.wav")):
+    for kind, url in (
+        ("video", "https://media.example/face.mp4"),
+        ("audio", "https://media.example/speech.wav"),
+    ):
         p.page.fill(f"#{kind}-url", url)
         p.page.dispatch_event(f"#{kind}-url", "change")
 

@@ -56,16 +56,20 @@ function banner(text) {
   $("banner").hidden = !text;
 }
 
+const HEALTH_EVERY_MS = 5000;
+
+// A worker process that keeps dying is restarted ever more slowly: between restarts none is alive.
+// Checked until seen (a crash loop shows within a few checks), then the banner stays.
 async function checkServer() {
-  const health = await api.health();
-  const runner = health?.runner;
-  if (runner && runner.restarts > 0 && !runner.alive) {
+  const runner = (await api.health())?.runner;
+  if (runner && runner.restarts > 0 && runner.alive === 0) {
     banner(
-      "The server's workers cannot start (restarted " + runner.restarts + " times), most often because the engine " +
-        "weights are missing. Jobs will wait in the queue. On the server run `lipsync weights download` (or " +
-        "`make serve`, which falls back to tiny development weights) and restart it; the server log has the details.",
+      `The server's workers keep stopping (restarted ${runner.restarts} times): jobs wait in the queue ` +
+        "until one runs. The server's log says why.",
     );
+    return;
   }
+  if (runner) setTimeout(checkServer, HEALTH_EVERY_MS); // the mock has no /healthz: nothing to watch
 }
 
 // ---- inputs ----------------------------------------------------------------------------------------------
@@ -174,7 +178,10 @@ let current = null; // {id, started, firstProgressAt, timer, seed}
 function showError(code, message) {
   $("error-code").textContent = code ? String(code) : "";
   let text = message;
-  if (code === UNAVAILABLE_CODE) text += " (the server's engine weights are not available; see its log)";
+  if (code === UNAVAILABLE_CODE) {
+    text += " — the server has no usable model weights. On the server run `lipsync weights download` (or " +
+      "`make serve`, which falls back to tiny development weights), then restart it.";
+  }
   $("error-message").textContent = text;
   $("error").hidden = false;
 }
