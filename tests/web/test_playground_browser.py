@@ -228,6 +228,16 @@ def test_a_server_without_weights_says_so(page: BrowserPage, clips: dict[str, Pa
         stop(served)
 
 
+def test_workers_that_keep_stopping_show_a_banner(page: BrowserPage, tmp_path: Path) -> None:
+    served = start_serve(tmp_path / "data", engine="tests.web.fakes:exiting_engine")
+    try:
+        page.page.goto(served.base_url + "/")
+        page.page.wait_for_selector("#banner:not([hidden])", timeout=60_000)
+        assert "workers keep stopping" in page.page.inner_text("#banner")
+    finally:
+        stop(served)
+
+
 # ---- the mock, behind a path prefix ------------------------------------------------------------------------
 
 

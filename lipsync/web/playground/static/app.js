@@ -328,7 +328,8 @@ function showResult(data, original, seed) {
   $("download").href = output;
   $("download").download = `${data.id}.mp4`;
   const timings = Object.entries(data.timings || {}).map(([name, ms]) => [name, seconds(ms)]);
-  timings.push(["seed", seed === undefined ? `${seedDefault()} (default)` : String(seed)]);
+  // null: not known (a prediction opened from the history; the API does not echo its options).
+  if (seed !== null) timings.push(["seed", seed === undefined ? `${seedDefault()} (default)` : String(seed)]);
   $("timings").replaceChildren(...timings.flatMap(([name, value]) => [el("dt", { textContent: name }), el("dd", { textContent: value })]));
   $("result").dataset.id = data.id;
   $("result").hidden = false;
@@ -353,7 +354,7 @@ const history = new History(api, {
     $("run").dataset.id = item.id;
     if (item.status === "completed") {
       $("run").hidden = true;
-      showResult(item, "", undefined);
+      showResult(item, "", null);
     } else {
       $("result").hidden = true;
       showError(item.code, item.error);
