@@ -1,4 +1,5 @@
-"""Fixtures of the playground tests: the server's app builders, and a headless Chromium (Playwright).
+"""Fixtures of the playground tests: the server's app builders and its tiny-weights ``lipsync serve``
+(shared with ``tests/server``), and a headless Chromium (Playwright).
 
 The browser is the system's Chromium (Debian's ``chromium`` package, ``.ci/run`` installs it): Playwright
 drives it through ``executable_path``, no browser download. Without it (or without Playwright) the browser
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 
 from tests.server.conftest import harness_factory
+from tests.server.test_tiny_engine_e2e import tiny_server
 
-__all__ = ["BrowserPage", "browser", "harness_factory", "page", "screenshot"]
+__all__ = ["BrowserPage", "browser", "harness_factory", "page", "screenshot", "tiny_server"]
 
 
 def _missing(reason: str) -> None:

@@ -28,11 +28,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts import MODEL_ID
 from lipsync.server.serving import ServerThread
 from mock_server.app import create_app as create_mock_app
 from tests.conftest import MEDIA_DIR, require_path
 from tests.pipeline.clips import face_clip, speech
-from tests.server.test_sdk_e2e import API_KEY, LIPSYNC, Served, start_serve, stop
+from tests.server.test_sdk_e2e import API_KEY, Served, start_serve, stop
 from tests.web.conftest import BrowserPage, screenshot
 
 pytestmark = pytest.mark.slow
@@ -94,27 +95,7 @@ def media_duration(source: bytes | Path) -> float:
         return float(stream.duration * stream.time_base)
 
 
-# ---- the real server ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    weights = tmp_path_factory.mktemp("weights")
-    done = subprocess.run(
-        [LIPSYNC, "weights", "tiny", str(weights), "--version", "1.5"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    served = start_serve(
-        tmp_path_factory.mktemp("playground-serve") / "data",
-        "--weights-dir",
-        str(weights),
-        "--face-detector",
-        "mediapipe",
-        engine="",  # the real pipeline
-        extra_env={"LIPSYNC_MODEL_VERSION": "1.5"},
-    )
-    yield served
-    stop(served)
+# ---- the real server (``tiny_server``: tiny weights, MediaPipe, the real pipeline) -------------------------
 
 
 def test_the_whole_flow_on_the_real_server(
@@ -351,3 +332,50 @@ def test_the_code_tab_snippets_run_as_shown(page: BrowserPage, mock_url: str, tm
     }
     assert [entry["body"] for entry in journal] == [expected] * 3
     assert {entry["headers"]["authorization"] for entry in journal} == {"Bearer snippet-key"}
+
+
+def rendered_options(p: BrowserPage) -> list[str]:
+    names: list[str] = p.page.evaluate(
+        "() => [...document.querySelectorAll('#advanced-fields [id^=opt-]')].map(e => e.id.slice(4))"
+    )
+    return names
+
+
+def test_the_advanced_form_is_the_request_schema(page: BrowserPage, mock_url: str) -> None:
+    schema = httpx.get(f"{mock_url}/openapi.json").json()
+    request = schema["components"]["schemas"]["LipsyncRequest"]
+    not_options = {"video", "audio", "enable_sync_mode", "enable_base64_output"}
+    open_page(page, mock_url + "/", "any-key")
+    assert rendered_options(page) == [name for name in request["properties"] if name not in not_options]
+
+    # An option added to the request (here in a $ref'd part of an allOf, as a composed options model
+    # would publish it) appears without touching the page, and is sent as typed.
+    schema["components"]["schemas"]["MoreOptions"] = {
+        "type": "object",
+        "properties": {
+            "face_index": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+                "title": "Face Index",
+                "description": "Which face",
+            }
+        },
+    }
+    schema["components"]["schemas"]["LipsyncRequest"] = {
+        "allOf": [request, {"$ref": "#/components/schemas/MoreOptions"}]
+    }
+    page.page.route("**/openapi.json", lambda route: route.fulfill(json=schema))
+    open_page(page, mock_url + "/", "any-key")
+    assert rendered_options(page)[-1] == "face_index"
+    assert page.page.text_content("label[for=opt-face_index]") == "Face Index"
+    assert page.page.get_attribute("#opt-face_index", "min") == "0"
+    fill_urls(page)
+    set_option(page, "face_index", "2")
+    with page.page.expect_request(lambda r: r.method == "POST" and r.url.endswith(MODEL_ID)) as submitted:
+        page.page.click("#submit")
+    assert submitted.value.post_data_json["face_index"] == 2
+    # The mock does not know the field: its 400 names it, and the page shows that.
+    page.page.wait_for_selector("#error:not([hidden])")
+    assert page.page.inner_text("#error-code") == "400"
+    assert "face_index" in page.page.inner_text("#error-message")
