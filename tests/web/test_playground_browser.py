@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import os
@@ -379,3 +380,30 @@ def test_the_advanced_form_is_the_request_schema(page: BrowserPage, mock_url: st
     page.page.wait_for_selector("#error:not([hidden])")
     assert page.page.inner_text("#error-code") == "400"
     assert "face_index" in page.page.inner_text("#error-message")
+
+
+def test_dropped_files_upload_and_preview(page: BrowserPage, mock_url: str, clips: dict[str, Path]) -> None:
+    open_page(page, mock_url + "/", "any-key")
+    for kind, mime in (("video", "video/mp4"), ("audio", "audio/wav")):
+        payload = base64.b64encode(clips[kind].read_bytes()).decode()
+        page.page.evaluate(
+            """([id, data, name, type]) => {
+                 const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                 const transfer = new DataTransfer();
+                 transfer.items.add(new File([bytes], name, { type }));
+                 document.getElementById(id).dispatchEvent(
+                   new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+               }""",
+            [f"{kind}-drop", payload, clips[kind].name, mime],
+        )
+        page.page.wait_for_selector(f"#{kind}-drop[data-uploaded=true]", state="attached")
+        assert page.page.input_value(f"#{kind}-url").startswith(f"{mock_url}/")
+        # The preview is the dropped file itself, and it plays.
+        preview = f"{kind}-preview"
+        wait_until(page, "(id) => document.getElementById(id).readyState >= 2", preview)
+        assert video_state(page, preview)["duration"] == pytest.approx(CLIP_FRAMES / 25, abs=0.05)
+        page.page.evaluate("(id) => document.getElementById(id).play()", preview)
+        wait_until(page, "(id) => document.getElementById(id).currentTime > 0.1", preview)
+    # What the mock received is what was dropped.
+    uploads = httpx.get(f"{mock_url}/__mock/requests", params={"method": "PUT"}).json()["data"]["entries"]
+    assert sorted(e["body_size"] for e in uploads[-2:]) == sorted(p.stat().st_size for p in clips.values())
