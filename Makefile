@@ -92,3 +92,8 @@ gpu-wheels:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache
+
+# The playground's screenshots in docs/images, taken by its browser test in the same headless Chromium.
+.PHONY: screenshots
+screenshots: $(STAMP)
+	LIPSYNC_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/pytest tests/web/test_playground_browser.py -k whole_flow

@@ -47,6 +47,7 @@ from lipsync.web import (
     operation_id,
     wavespeed_router,
 )
+from lipsync.web.playground import mount_playground
 from mock_server.config import MockConfig
 from mock_server.fastpath import FastPath
 from mock_server.guard import guard_options
@@ -311,7 +312,7 @@ def create_app(
     app.include_router(wavespeed_router(_handlers(instance), limits))
     app.include_router(_storage_router(instance))
     app.include_router(admin_router(instance))
-    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
+    mount_playground(app)  # the playground at GET / (it talks to the API above)
     # Starlette nests the last-added middleware outermost: the journal sees every request, fast or not.
     app.add_middleware(FastPath, mock=instance, auth=_auth(instance))
     app.add_middleware(RequestGuard, **guard_options(instance, _auth(instance)))  # bodies bounded before auth

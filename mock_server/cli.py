@@ -128,6 +128,7 @@ def mock(
     typer.echo(
         f"  admin: {base_url}/__mock/requests, {base_url}/__mock/clock/advance, {base_url}/docs", err=True
     )
+    typer.echo(f"  playground: open {base_url}/ in a browser (any key works)", err=True)
     sys.stdout.flush()
     uvicorn.Server(uvicorn_config(app, **connection_limits())).run(sockets=[sock])
 

@@ -125,6 +125,7 @@ def serve(
         typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
     typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
     typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
+    typer.echo(f"  playground: open {base_url}/ in a browser")
     typer.echo(
         f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices) or 'none here'}"
     )

@@ -37,7 +37,6 @@ from lipsync.server.interfaces import (
     SystemClock,
     WebhookSender,
 )
-from lipsync.web.netguard import AddressPolicy
 from lipsync.server.resolver import InputResolver
 from lipsync.server.routes import files, health, uploads
 from lipsync.server.settings import ServerSettings, load_or_create_secret
@@ -53,6 +52,8 @@ from lipsync.web import (
     operation_id,
     wavespeed_router,
 )
+from lipsync.web.netguard import AddressPolicy
+from lipsync.web.playground import mount_playground
 
 __all__ = ["create_app", "create_default_app"]
 
@@ -164,7 +165,7 @@ def create_app(
     app.include_router(files.router)
     app.include_router(health.router)
     app.add_middleware(RequestGuard, **guard_options(settings, keyring))  # bodies bounded before auth
-    # Pages outside the API (the playground at GET /, which talks to the API above) are mounted here.
+    mount_playground(app)  # the playground at GET / (it talks to the API above)
     app.state.server = state
     return app
 

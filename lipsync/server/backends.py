@@ -6,11 +6,11 @@ from lipsync.server.fetch import HttpFetcher
 from lipsync.server.interfaces import Clock, Storage
 from lipsync.server.job_store import BackendJobStore
 from lipsync.server.local_storage import LocalStorage
-from lipsync.web.netguard import AddressPolicy
 from lipsync.server.settings import ServerSettings, load_or_create_secret
 from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
 from lipsync.server.webhooks import HttpWebhookSender
+from lipsync.web.netguard import AddressPolicy
 
 __all__ = [
     "build_fetcher",

@@ -11,12 +11,12 @@ from fastapi import Request
 from lipsync.server.auth import Keyring, Principal
 from lipsync.server.execution import Notifier
 from lipsync.server.interfaces import Clock, Fetcher, JobRecord, JobStore, Runner, Storage, WebhookSender
-from lipsync.web.netguard import AddressPolicy
 from lipsync.server.resolver import InputResolver
 from lipsync.server.settings import ServerSettings
 from lipsync.server.signing import UrlSigner
 from lipsync.server.views import Links
 from lipsync.web import api_error
+from lipsync.web.netguard import AddressPolicy
 
 __all__ = ["ApiContext", "ServerState", "authenticate", "base_url_of", "server_of", "wait_terminal"]
 

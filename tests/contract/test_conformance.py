@@ -20,9 +20,9 @@ import pytest
 
 from lipsync.server import create_app
 from lipsync.server.memory import MemoryJobStore, MemoryStorage
-from lipsync.web.netguard import AddressPolicy
 from lipsync.server.worker import InProcessRunner
 from lipsync.web import ServerThread
+from lipsync.web.netguard import AddressPolicy
 from mock_server.config import MockConfig
 from mock_server.server import MockServer
 from tests.conftest import REPO_ROOT

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from lipsync.errors import MediaFetchError
 from lipsync.server.fetch import LOCAL_FETCH_HINT, HttpFetcher
-from lipsync.web.netguard import AddressPolicy, Refused, blocked_reason
 from lipsync.server.serving import ServerThread
+from lipsync.web.netguard import AddressPolicy, Refused, blocked_reason
 from tests.server.conftest import AUDIO, Harness, make_settings
 from tests.server.fakes import make_mp4
 

@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from contracts import Prediction, WebhookVerificationError, verify
 from lipsync.server.backends import build_webhooks
-from lipsync.web.netguard import AddressPolicy
 from lipsync.server.serving import ServerThread
 from lipsync.server.webhooks import HttpWebhookSender
+from lipsync.web.netguard import AddressPolicy
 from tests.server.conftest import AUTH, Harness, make_settings
 
 SECRET = "whsec_test-secret-123"

@@ -14,11 +14,11 @@ from starlette.responses import Response
 from contracts import MAX_URL_LENGTH, LipsyncRequest, Prediction, TaskErrorCode
 from lipsync.server.inputs import STORED, oversize_data_uri, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
-from lipsync.web.netguard import Refused
 from lipsync.server.state import ApiContext, ServerState, wait_terminal
 from lipsync.server.transitions import CANCELLED_MESSAGE
 from lipsync.server.views import to_prediction
 from lipsync.web import api_error, envelope_response, error_response
+from lipsync.web.netguard import Refused
 
 __all__ = [
     "CANCEL_WAIT_S",
