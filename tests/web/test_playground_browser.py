@@ -332,7 +332,8 @@ def test_the_code_tab_snippets_run_as_shown(page: BrowserPage, mock_url: str, tm
         "loop_mode": "loop",
     }
     assert [entry["body"] for entry in journal] == [expected] * 3
-    assert {entry["headers"]["authorization"] for entry in journal} == {"Bearer snippet-key"}
+    # A bearer key went with each (the journal redacts its value; the snippets read $WAVESPEED_API_KEY).
+    assert {entry["headers"]["authorization"] for entry in journal} == {"Bearer <redacted>"}
 
 
 def rendered_options(p: BrowserPage) -> list[str]:
@@ -380,6 +381,19 @@ def test_the_advanced_form_is_the_request_schema(page: BrowserPage, mock_url: st
     page.page.wait_for_selector("#error:not([hidden])")
     assert page.page.inner_text("#error-code") == "400"
     assert "face_index" in page.page.inner_text("#error-message")
+
+
+def test_a_structured_option_is_typed_as_json_and_sent_as_an_object(page: BrowserPage, mock_url: str) -> None:
+    use_scenario(mock_url, "success")
+    open_page(page, mock_url + "/", "any-key")
+    fill_urls(page)
+    assert '{"auto":true}' in str(page.page.get_attribute("#opt-face", "placeholder"))  # the schema's example
+    set_option(page, "face", '{"auto": true}')
+    with page.page.expect_request(lambda r: r.method == "POST" and r.url.endswith(MODEL_ID)) as submitted:
+        page.page.click("#submit")
+    assert submitted.value.post_data_json["face"] == {"auto": True}
+    page.page.wait_for_selector("#run[data-status=completed]", state="attached")
+    assert page.errors == []
 
 
 def test_dropped_files_upload_and_preview(page: BrowserPage, mock_url: str, clips: dict[str, Path]) -> None:

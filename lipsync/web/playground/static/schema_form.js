@@ -48,7 +48,9 @@ export function describeField(name, raw, doc) {
     const concrete = schema.anyOf.map((s) => resolveSchema(s, doc)).find((s) => s.type !== "null");
     schema = { ...concrete, ...schema, anyOf: undefined };
   }
-  const kind = schema.enum ? "enum" : schema.type || "string";
+  // A choice between shapes (oneOf, e.g. `face`: "largest" or {"auto": true}) or an object: typed as JSON.
+  const structured = Array.isArray(schema.oneOf) || schema.type === "object";
+  const kind = schema.enum ? "enum" : structured ? "json" : schema.type || "string";
   return {
     name,
     kind,
@@ -58,6 +60,7 @@ export function describeField(name, raw, doc) {
     minimum: schema.minimum ?? schema.exclusiveMinimum ?? null,
     maximum: schema.maximum ?? schema.exclusiveMaximum ?? null,
     default: schema.default ?? null,
+    examples: Array.isArray(schema.examples) ? schema.examples : [],
   };
 }
 
@@ -90,6 +93,9 @@ function control(field) {
     input.type = "text";
   }
   input.placeholder = shownDefault;
+  if (field.kind === "json" && field.examples.length) {
+    input.placeholder = `${shownDefault}; e.g. ${field.examples.map((e) => JSON.stringify(e)).join(" or ")}`;
+  }
   return input;
 }
 
@@ -113,6 +119,15 @@ export function renderOptions(container, fields) {
   return () => readOptions(controls);
 }
 
+/** JSON when it parses (`{"auto": true}`), else the text itself (`largest`). */
+function parseJsonOrText(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
 function readOptions(controls) {
   const options = {};
   for (const [name, { field, input }] of controls) {
@@ -122,6 +137,7 @@ function readOptions(controls) {
     else if (field.kind === "number") options[name] = Number.parseFloat(text);
     else if (field.kind === "boolean") options[name] = text === "true";
     else if (field.kind === "enum" && field.choices.every((c) => typeof c === "number")) options[name] = Number(text);
+    else if (field.kind === "json") options[name] = parseJsonOrText(text);
     else options[name] = text;
   }
   return options;
