@@ -73,7 +73,13 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the WaveSpeed-compatible lip-sync API (bytedance/lipsync/audio-to-video) on this machine."""
+    import logging
+
     import uvicorn
+
+    # Our own INFO lines (one per job transition, lipsync.jobs) on stderr; uvicorn keeps its own format.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lipsync").setLevel(getattr(logging, log_level.upper(), logging.INFO))
 
     from lipsync.server.app import create_default_app
     from lipsync.server.serving import base_url_of, bind_socket, uvicorn_config

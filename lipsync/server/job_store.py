@@ -7,6 +7,7 @@ Modal's Dict apply exactly the same rules, written once here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from lipsync.server.interfaces import HeartbeatReply, JobOutcome, JobRecord
@@ -24,7 +25,10 @@ from lipsync.server.transitions import (
     stored_statuses,
 )
 
-__all__ = ["BackendJobStore"]
+__all__ = ["BackendJobStore", "describe_transition"]
+
+#: One INFO line per job transition (``lipsync serve`` shows them): what happened, for how long, and why.
+log = logging.getLogger("lipsync.jobs")
 
 _TERMINAL = ("completed", "failed")
 _NOT_RUNNING = ("resolving", "created", *_TERMINAL)
@@ -35,19 +39,40 @@ def _held(job: JobRecord, status: str, holder: str) -> bool:
     return job.status == status and job.worker_id == holder
 
 
+def describe_transition(job: JobRecord, event: str) -> str:
+    """``job <id> <event>: <status>`` plus durations and the error code and message of a failed job."""
+    parts = [f"job {job.id} {event}: {job.public_status}"]
+    if job.is_terminal and job.finished_at is not None:
+        if job.started_at is not None:
+            parts.append(f"ran {job.finished_at - job.started_at:.1f} s")
+        parts.append(f"{job.finished_at - job.created_at:.1f} s since submit")
+    if job.status == "failed":
+        parts.append(f"code {job.code}: {job.error[:200]}")
+    return ", ".join(parts)
+
+
+def _logged(jobs: list[JobRecord], event: Callable[[JobRecord], str]) -> list[JobRecord]:
+    for job in jobs:
+        log.info(describe_transition(job, event(job)))
+    return jobs
+
+
 class BackendJobStore:
     """``interfaces.JobStore`` over *backend*."""
 
     def __init__(self, backend: StoreBackend) -> None:
         self.backend = backend
 
-    async def _one(self, job_id: str, change: Callable[[JobRecord], bool]) -> JobRecord | None:
-        done = await self.backend.update(Match(ids=(job_id,)), change)
+    async def _one(
+        self, job_id: str, change: Callable[[JobRecord], bool], event: Callable[[JobRecord], str]
+    ) -> JobRecord | None:
+        done = _logged(await self.backend.update(Match(ids=(job_id,)), change), event)
         return done[0] if done else None
 
     async def create(self, job: JobRecord, *, active_limit: int | None = None) -> None:
         active = Match(owner=job.owner, statuses=ACTIVE_STATUSES)
         await self.backend.insert(job, active_limit=active_limit, active=active)
+        log.info(describe_transition(job, "accepted"))
 
     async def get(self, job_id: str) -> JobRecord | None:
         return await self.backend.get(job_id)
@@ -69,6 +94,7 @@ class BackendJobStore:
             return True
 
         done = await self.backend.update(Match(statuses=("created",)), take, first=1)
+        _logged(done, lambda job: f"claimed by {job.worker_id} (attempt {job.attempts})")
         return done[0] if done else None
 
     async def claim_resolution(self, resolver_id: str, *, now: float, lease_s: float) -> JobRecord | None:
@@ -101,7 +127,9 @@ class BackendJobStore:
                 apply_finish(job, status="failed", now=now, error=error, code=code, timings=timings)
             return True
 
-        return await self._one(job_id, done)
+        return await self._one(
+            job_id, done, lambda job: "inputs ready" if job.status == "created" else "inputs"
+        )
 
     async def heartbeat(
         self, job_id: str, worker_id: str, *, lease_until: float, progress: float | None
@@ -114,7 +142,8 @@ class BackendJobStore:
                 job.progress = progress
             return True
 
-        job = await self._one(job_id, beat)
+        done = await self.backend.update(Match(ids=(job_id,)), beat)  # not logged: every second
+        job = done[0] if done else None
         if job is not None:
             return HeartbeatReply(owned=True, cancel_requested=job.cancel_requested)
         current = await self.backend.get(job_id)
@@ -140,7 +169,7 @@ class BackendJobStore:
             )
             return True
 
-        return await self._one(job_id, done)
+        return await self._one(job_id, done, lambda job: "finished")
 
     async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
         def stop(job: JobRecord) -> bool:
@@ -149,7 +178,7 @@ class BackendJobStore:
             apply_cancel(job, now=now)
             return True
 
-        return await self._one(job_id, stop) or await self.backend.get(job_id)
+        return await self._one(job_id, stop, lambda job: "cancel") or await self.backend.get(job_id)
 
     async def expire_leases(
         self, *, now: float, max_attempts: int, message: str, worker_id: str | None = None
@@ -164,7 +193,7 @@ class BackendJobStore:
             match = Match(statuses=("processing",), worker_id=worker_id)
         else:
             match = Match(statuses=("processing", "resolving"), lease_before=now)
-        return await self.backend.update(match, lapse)
+        return _logged(await self.backend.update(match, lapse), lambda job: f"lease expired ({message})")
 
     async def release_worker(self, worker_id: str) -> int:
         def drop(job: JobRecord) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -166,6 +167,18 @@ def test_sdk_run_with_urls_on_a_local_media_server(server: Served, media_site: s
     (url,) = out["outputs"]
     assert url.startswith(server.base_url + "/files/outputs/")
     assert_mp4(url)
+    # The server log has one line per transition of this job (API process and worker process alike).
+    job_id = url.split("/files/outputs/")[1].split("/")[0]
+    log = server.stderr_path.read_text()
+    for line in (
+        f"job {job_id} accepted: created",
+        f"job {job_id} inputs ready: created",
+        f"job {job_id} claimed by",
+    ):
+        assert line in log, log[-3000:]
+    assert re.search(rf"job {job_id} finished: completed, ran [\d.]+ s, [\d.]+ s since submit", log), log[
+        -3000:
+    ]
 
 
 def test_sdk_upload_then_run_in_sync_mode(server: Served, media_site: str, tmp_path: Path) -> None:
