@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,14 @@ def run(
             "--preset", help="x264 preset of the output (same CRF 18 quality; slower = smaller file)."
         ),
     ] = "veryfast",
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            help="Only the first SECONDS of the audio (a quick preview: the output follows the audio).",
+            min=0.04,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Lip-sync VIDEO to AUDIO and write OUT.mp4 (25 fps, the video's resolution, the audio's length).
@@ -96,7 +105,9 @@ def run(
             face_detector=face_detector,
             preset=preset,
         )
-        with engine, _ProgressBar(enabled=not quiet) as bar:
+        with contextlib.ExitStack() as stack, engine, _ProgressBar(enabled=not quiet) as bar:
+            if duration is not None:
+                audio_path = _first_seconds(audio_path, duration, stack)
             result = engine.run(
                 video_path,
                 audio_path,
@@ -124,6 +135,25 @@ def run(
     typer.echo(
         f"wrote {result.out} ({result.frames} frames, {result.duration_s:.2f} s) in {result.wall_s:.1f} s{note}"
     )
+
+
+def _first_seconds(audio: Path, seconds: float, stack: contextlib.ExitStack) -> Path:
+    """The first *seconds* of *audio* as a 16 kHz WAV in a temporary directory (removed with *stack*)."""
+    import tempfile
+    import wave
+
+    import numpy as np
+
+    from lipsync.media.io import load_audio_16k
+
+    samples = load_audio_16k(audio)[: round(seconds * 16000)]
+    path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lipsync-run-"))) / "audio.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes())
+    return path
 
 
 def _one_of(positional: Path | None, option: Path | None, name: str) -> Path:

@@ -99,6 +99,22 @@ def test_30fps_clip_with_video_and_audio_options(
     print(f"30 fps clip: PSNR outside the face {min(values):.2f}..{max(values):.2f} dB")
 
 
+def test_duration_previews_the_first_seconds_of_the_audio(
+    runner: CliRunner, weights: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    video = face_clip(media_dir, tmp_path / "v.mp4", frames=20)
+    audio = speech(media_dir, tmp_path / "speech.wav", 1.5)
+    out = tmp_path / "preview.mp4"
+    result = run_cli(runner, weights, str(video), str(audio), "-o", str(out), "--duration", "0.4")
+    assert result.exit_code == 0, result.output
+    info = output_info(out)
+    assert info.frames == 10  # 0.4 s of the 1.5 s of speech, at 25 fps
+    assert 0.4 <= info.audio_duration_s < 0.4 + 0.065
+    decoded = load_audio_16k(out)[:6000]
+    original = load_audio_16k(audio)[:6000]
+    assert float(abs(decoded - original).mean()) < 0.02  # the same speech, from its start (AAC-coded)
+
+
 # --- errors: exit code and one line naming the problem --------------------------------------------------------
 
 

@@ -71,6 +71,7 @@ class MediaPipeDetector:
             self._detector.process(blank)
             self._mesh.process(blank)
         self._closed = False
+        self._mesh_quiet = True
 
     def __enter__(self) -> MediaPipeDetector:
         return self
@@ -132,7 +133,12 @@ class MediaPipeDetector:
         x0, x1 = max(int(cx - half), 0), min(int(cx + half) + 1, width)
         y0, y1 = max(int(cy - half), 0), min(int(cy + half) + 1, height)
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-        result = self._mesh.process(crop)
+        if self._mesh_quiet:  # the first mesh with a face logs a projection warning from C++: keep it quiet
+            with quiet_native_stderr("mediapipe"):
+                result = self._mesh.process(crop)
+            self._mesh_quiet = not result.multi_face_landmarks
+        else:
+            result = self._mesh.process(crop)
         best, best_dist = None, float("inf")
         for mesh in result.multi_face_landmarks or ():
             pts = np.array([(p.x, p.y) for p in mesh.landmark], dtype=np.float64)
