@@ -9,6 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from lipsync.cli.choices import DETECTOR_HELP, DETECTOR_METAVAR, VERSION_HELP, VERSION_METAVAR
+from lipsync.engine.releases import DEFAULT_VERSION
+from lipsync.media.faces.registry import DEFAULT_DETECTOR
+
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -35,8 +39,8 @@ def run(
     ] = 1.5,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1247,
     version: Annotated[
-        str, typer.Option("--version", help="LatentSync checkpoint: 1.6 (512 px) or 1.5.")
-    ] = "1.6",
+        str, typer.Option("--version", metavar=VERSION_METAVAR, help=VERSION_HELP)
+    ] = DEFAULT_VERSION,
     loop_mode: Annotated[
         str, typer.Option("--loop-mode", help="Length mismatch: pingpong | loop | cut_off | silence.")
     ] = "pingpong",
@@ -50,8 +54,8 @@ def run(
         typer.Option("--weights-dir", help="Weights root (default: $LIPSYNC_WEIGHTS_DIR or the user cache)."),
     ] = None,
     face_detector: Annotated[
-        str, typer.Option("--face-detector", help="insightface (reference) | mediapipe (bundled, offline).")
-    ] = "insightface",
+        str, typer.Option("--face-detector", metavar=DETECTOR_METAVAR, help=DETECTOR_HELP)
+    ] = DEFAULT_DETECTOR,
     deep_cache: Annotated[
         bool,
         typer.Option(

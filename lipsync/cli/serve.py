@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from lipsync.cli.choices import DETECTOR_HELP, DETECTOR_METAVAR
+
 __all__ = ["register", "serve"]
 
 
@@ -51,7 +53,7 @@ def serve(
         ),
     ] = None,
     face_detector: Annotated[
-        str | None, typer.Option(help="insightface or mediapipe ($LIPSYNC_FACE_DETECTOR).")
+        str | None, typer.Option(metavar=DETECTOR_METAVAR, help=f"{DETECTOR_HELP} ($LIPSYNC_FACE_DETECTOR)")
     ] = None,
     device: Annotated[
         list[str] | None,

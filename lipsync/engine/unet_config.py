@@ -168,16 +168,16 @@ class UNetConfig:
     # ------------------------------------------------------------------------------------------- factories
     @classmethod
     def for_version(cls, version: str) -> UNetConfig:
-        """Full-size config of an official release: ``"1.5"`` (256 px) or ``"1.6"`` (512 px).
+        """Full-size config of an official release (``lipsync.engine.releases.RELEASES``).
 
-        The two releases share the network (the ``model:`` sections of ``stage2.yaml`` and ``stage2_512.yaml``
-        are identical); only the face resolution differs.
+        The releases share the network; only the face resolution differs (1.5: 256 px, 1.6: 512 px).
         """
-        resolutions = {"1.5": 256, "1.6": 512}
-        key = str(version).removeprefix("v")
-        if key not in resolutions:
-            raise ValueError(f"unknown LatentSync version {version!r}; expected one of {sorted(resolutions)}")
-        return cls(resolution=resolutions[key])
+        from lipsync.engine.releases import RELEASES, normalise_version  # the table imports this module
+
+        key = normalise_version(version)
+        if key is None:
+            raise ValueError(f"unknown LatentSync version {version!r}; expected one of {sorted(RELEASES)}")
+        return RELEASES[key].unet_config
 
     @classmethod
     def tiny(cls) -> UNetConfig:

@@ -14,6 +14,9 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lipsync.engine.releases import DEFAULT_VERSION, VERSIONS, normalise_version
+from lipsync.media.faces.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, get_detector_spec
+
 __all__ = ["ServerSettings", "load_or_create_secret"]
 
 _MB = 1024 * 1024
@@ -56,8 +59,12 @@ class ServerSettings(BaseSettings):
     s3_prefix: str = Field(default="lipsync/", description="Key prefix inside the S3 bucket")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, ...)")
     weights_dir: Path | None = Field(default=None, description="Model weights; default: the engine's")
-    face_detector: str | None = Field(default=None, description="insightface or mediapipe; default: engine's")
-    model_version: str = Field(default="1.6", description="Default LatentSync checkpoint version")
+    face_detector: str | None = Field(
+        default=None, description=f"{' or '.join(DETECTOR_NAMES)}; default: the engine's ({DEFAULT_DETECTOR})"
+    )
+    model_version: str = Field(
+        default=DEFAULT_VERSION, description=f"Default LatentSync release ({', '.join(VERSIONS)})"
+    )
     engine_factory: str | None = Field(
         default=None,
         description="'module:callable' building the engine for a device (tests, custom engines); default LipSync",
@@ -111,6 +118,19 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("face_detector")
+    @classmethod
+    def _known_detector(cls, value: str | None) -> str | None:
+        return None if value is None else get_detector_spec(value).name
+
+    @field_validator("model_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        key = normalise_version(value)
+        if key is None:
+            raise ValueError(f"unknown LatentSync version {value!r}; expected one of {', '.join(VERSIONS)}")
+        return key
 
     @property
     def db_path(self) -> Path:
