@@ -152,11 +152,13 @@ def _flops(version: str, batch: int, frames: int, latent: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lipsync.engine.releases import VERSIONS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     p.add_argument(
-        "--version", choices=["1.5", "1.6", "tiny"], default="1.5", help="tiny: a seconds-long smoke run"
+        "--version", choices=[*VERSIONS, "tiny"], default="1.5", help="tiny: a seconds-long smoke run"
     )
     p.add_argument("--batch", type=int, default=2, help="2 = one chunk with CFG")
     p.add_argument("--frames", type=int, default=16)
