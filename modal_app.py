@@ -22,6 +22,7 @@ from typing import Any
 
 import modal
 
+from lipsync.engine.releases import DEFAULT_VERSION
 from lipsync.modal_settings import ModalSettings
 
 settings = ModalSettings()
@@ -224,7 +225,9 @@ def sweep_jobs() -> dict[str, int]:
     secrets=hub_secrets,
     timeout=settings.download_timeout_s,
 )
-def download_weights(version: str = "1.6", face_models: bool = True, tiny: bool = False) -> list[str]:
+def download_weights(
+    version: str = DEFAULT_VERSION, face_models: bool = True, tiny: bool = False
+) -> list[str]:
     """Fill the weights Volume (pinned revisions, sha256-checked). ``--tiny``: random development weights
     (set ``LIPSYNC_FACE_DETECTOR=mediapipe`` in the Secret to run them)."""
     from lipsync.engine.weights import download_weights as fetch

@@ -22,6 +22,7 @@ import torch
 from lipsync.engine.compile import CompiledUNet, WarmupShape, compile_unet, no_recompile
 from lipsync.engine.deepcache import DeepCacheState
 from lipsync.engine.device import select_audio_dtype, select_device, select_dtype
+from lipsync.engine.releases import unet_config_for
 from lipsync.engine.sampler import SamplerConfig, sample_chunk
 from lipsync.engine.unet import LatentSyncUNet, UNetConfig
 from lipsync.engine.weights import EngineModels
@@ -63,7 +64,7 @@ def flops_table() -> dict[str, Any]:
 
 
 def unet_config(version: str, *, tiny: bool) -> UNetConfig:
-    return UNetConfig.tiny() if tiny else UNetConfig.for_version(version)
+    return UNetConfig.tiny() if tiny else unet_config_for(version)
 
 
 def random_models(version: str, device: str, dtype: str, *, tiny: bool = False) -> EngineModels:

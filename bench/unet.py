@@ -41,9 +41,10 @@ def _current_rss_bytes() -> int:
 
 
 def _config(version: str):
+    from lipsync.engine.releases import unet_config_for
     from lipsync.engine.unet import UNetConfig
 
-    return UNetConfig.tiny() if version == "tiny" else UNetConfig.for_version(version)
+    return UNetConfig.tiny() if version == "tiny" else unet_config_for(version)
 
 
 def write_random_checkpoint(path: Path, version: str, seed: int) -> None:
@@ -152,11 +153,13 @@ def _flops(version: str, batch: int, frames: int, latent: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lipsync.engine.releases import VERSIONS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     p.add_argument(
-        "--version", choices=["1.5", "1.6", "tiny"], default="1.5", help="tiny: a seconds-long smoke run"
+        "--version", choices=[*VERSIONS, "tiny"], default="1.5", help="tiny: a seconds-long smoke run"
     )
     p.add_argument("--batch", type=int, default=2, help="2 = one chunk with CFG")
     p.add_argument("--frames", type=int, default=16)

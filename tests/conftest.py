@@ -12,6 +12,16 @@ from pathlib import Path
 
 import pytest
 
+# MKL picks its FFT/LAPACK/BLAS kernels by CPU model (AVX-512 where the CPU has it), so the same
+# float32 maths rounds differently from one machine to the next. Pinning one branch makes the parity tests
+# (mel, alignment crops) reproducible at tight tolerances on any AVX2 CPU. AVX2 rather than the generic
+# "COMPATIBLE" branch: both give the same parity here (mel 1.2e-7, crops bit-exact), but COMPATIBLE's GEMM
+# makes a 4-window Whisper batch differ from one window at a time by 2.4e-6 (test_audio pins 1e-6), AVX2's
+# does not. MKL reads this once, at its first call, so it is set here, at the root conftest's import (after
+# importing pytest or torch is fine); tests/engine/test_mkl_branch.py checks that it took effect.
+MKL_BRANCH = "AVX2"
+os.environ["MKL_CBWR"] = MKL_BRANCH
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lipsync.cli.choices import DETECTOR_HELP, DETECTOR_METAVAR
+
 if TYPE_CHECKING:
     from lipsync.server.settings import ServerSettings
 
@@ -16,7 +18,7 @@ WeightsDirOpt = Annotated[
     Path | None, typer.Option(help="Model weights ($LIPSYNC_WEIGHTS_DIR, default the engine's default).")
 ]
 FaceDetectorOpt = Annotated[
-    str | None, typer.Option(help="insightface or mediapipe ($LIPSYNC_FACE_DETECTOR).")
+    str | None, typer.Option(metavar=DETECTOR_METAVAR, help=f"{DETECTOR_HELP} ($LIPSYNC_FACE_DETECTOR)")
 ]
 DeviceOpt = Annotated[
     list[str] | None,

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from lipsync.cli._face import FACE_HELP, parse_face
+from lipsync.cli.choices import DETECTOR_HELP, DETECTOR_METAVAR, VERSION_HELP, VERSION_METAVAR
+from lipsync.engine.releases import DEFAULT_VERSION
+from lipsync.media.faces.registry import DEFAULT_DETECTOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -45,8 +48,8 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1247,
     version: Annotated[
         str,
-        typer.Option("--version", "--model-version", help="LatentSync checkpoint: 1.6 (512 px) or 1.5."),
-    ] = "1.6",
+        typer.Option("--version", "--model-version", metavar=VERSION_METAVAR, help=VERSION_HELP),
+    ] = DEFAULT_VERSION,
     loop_mode: Annotated[
         str, typer.Option("--loop-mode", help="Length mismatch: pingpong | loop | cut_off | silence.")
     ] = "pingpong",
@@ -60,8 +63,8 @@ def run(
         typer.Option("--weights-dir", help="Weights root (default: $LIPSYNC_WEIGHTS_DIR or the user cache)."),
     ] = None,
     face_detector: Annotated[
-        str, typer.Option("--face-detector", help="insightface (reference) | mediapipe (bundled, offline).")
-    ] = "insightface",
+        str, typer.Option("--face-detector", metavar=DETECTOR_METAVAR, help=DETECTOR_HELP)
+    ] = DEFAULT_DETECTOR,
     deep_cache: Annotated[
         bool,
         typer.Option(

@@ -12,15 +12,16 @@ from typing import Annotated, Any
 
 import typer
 
+from lipsync.cli.choices import VERSION_HELP, VERSION_METAVAR
+from lipsync.engine.releases import DEFAULT_VERSION
+
 weights_app = typer.Typer(
     name="weights",
     help="Download, verify or locate model weights (or write tiny development weights).",
     no_args_is_help=True,
 )
 
-VersionOpt = Annotated[
-    str, typer.Option("--version", help="LatentSync release: 1.6 (512 px) or 1.5 (256 px).")
-]
+VersionOpt = Annotated[str, typer.Option("--version", metavar=VERSION_METAVAR, help=VERSION_HELP)]
 DirOpt = Annotated[
     Path | None,
     typer.Option("--dir", help="Weights root (default: $LIPSYNC_WEIGHTS_DIR or ~/.cache/lipsync/weights)."),
@@ -48,7 +49,7 @@ def _root(directory: Path | None) -> Path:
 @weights_app.command("download")
 def download(
     ctx: typer.Context,
-    version: VersionOpt = "1.6",
+    version: VersionOpt = DEFAULT_VERSION,
     directory: DirOpt = None,
     face_models: Annotated[
         bool,
@@ -81,7 +82,7 @@ def download(
 @weights_app.command("tiny", no_args_is_help=True)
 def tiny(
     directory: Annotated[Path, typer.Argument(help="Where to write the tiny weights (created if needed).")],
-    version: VersionOpt = "1.6",
+    version: VersionOpt = DEFAULT_VERSION,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write tiny RANDOM weights in the official layout and formats (development aid; outputs are noise)."""
@@ -100,7 +101,7 @@ def tiny(
 
 @weights_app.command("verify")
 def verify(
-    version: VersionOpt = "1.6",
+    version: VersionOpt = DEFAULT_VERSION,
     directory: DirOpt = None,
     face_models: Annotated[
         bool, typer.Option("--face-models/--no-face-models", help="Also require the InsightFace models.")
@@ -120,7 +121,7 @@ def verify(
 
 
 @weights_app.command("path")
-def path(version: VersionOpt = "1.6", directory: DirOpt = None) -> None:
+def path(version: VersionOpt = DEFAULT_VERSION, directory: DirOpt = None) -> None:
     """Print where each weights file is expected (and whether it is there)."""
     from lipsync.engine.weights import WeightsLayout
     from lipsync.errors import WeightsError

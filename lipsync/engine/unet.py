@@ -25,6 +25,7 @@ from lipsync.errors import WeightsError
 
 from .checkpoint import StateDictSource, check_state_dict, read_state_dict
 from .deepcache import DeepCacheState
+from .releases import VERSIONS, normalise_version, unet_config_for
 from .unet_blocks import DownBlock, FrameConv2d, FrameGroupNorm, MidBlock, UpBlock
 from .unet_config import MotionModuleConfig, UNetConfig
 
@@ -186,13 +187,13 @@ def _resolve_config(config: UNetConfig | str | os.PathLike[str]) -> UNetConfig:
     if isinstance(config, UNetConfig):
         return config
     text = os.fspath(config)
-    if text.removeprefix("v") in ("1.5", "1.6"):
-        return UNetConfig.for_version(text)
+    if normalise_version(text) is not None:
+        return unet_config_for(text)
     path = Path(text)
     if path.is_file():
         return UNetConfig.from_json(path)
     raise ValueError(
-        f"config must be a UNetConfig, a version ('1.5'/'1.6') or a config.json path, got {config!r}"
+        f"config must be a UNetConfig, a version ({'/'.join(VERSIONS)}) or a config.json path, got {config!r}"
     )
 
 
@@ -207,7 +208,7 @@ def load_unet(
 
     ``checkpoint`` is a path to the official ``latentsync_unet.pt`` (``{"global_step", "state_dict"}``,
     unprefixed keys; a bare state dict or ``.safetensors`` also work) or an in-memory state dict.
-    ``config`` is a :class:`UNetConfig`, ``"1.5"``/``"1.6"`` or a reference-style ``config.json`` path.
+    ``config`` is a :class:`UNetConfig`, a release version (``"1.6"``) or a reference-style ``config.json`` path.
 
     Every key of the model must be present with its shape and nothing else may be: otherwise
     :class:`~lipsync.errors.WeightsError` names the offending keys. The model is built on the meta device

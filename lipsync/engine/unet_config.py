@@ -167,19 +167,6 @@ class UNetConfig:
 
     # ------------------------------------------------------------------------------------------- factories
     @classmethod
-    def for_version(cls, version: str) -> UNetConfig:
-        """Full-size config of an official release: ``"1.5"`` (256 px) or ``"1.6"`` (512 px).
-
-        The two releases share the network (the ``model:`` sections of ``stage2.yaml`` and ``stage2_512.yaml``
-        are identical); only the face resolution differs.
-        """
-        resolutions = {"1.5": 256, "1.6": 512}
-        key = str(version).removeprefix("v")
-        if key not in resolutions:
-            raise ValueError(f"unknown LatentSync version {version!r}; expected one of {sorted(resolutions)}")
-        return cls(resolution=resolutions[key])
-
-    @classmethod
     def tiny(cls) -> UNetConfig:
         """The tiny test config of ``fixtures/unet_tiny`` (same 1,246-key layout as the full model)."""
         return cls(

@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
+from lipsync.engine.releases import DEFAULT_VERSION, VERSIONS, normalise_version
 from lipsync.errors import InputError, NoFaceDetected
+from lipsync.media.faces.base import FaceFilter
+from lipsync.media.faces.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, get_detector_spec
 from lipsync.pipeline.frames import FrameSource
 from lipsync.pipeline.inputs import CheckedInputs, check_inputs
 from lipsync.pipeline.options import RunOptions, resolve_options
@@ -51,8 +54,6 @@ __all__ = ["CHUNK_FRAMES", "VERSIONS", "Chunk", "Job", "LipSync", "RunResult", "
 
 #: Frames per U-Net call (the reference's ``num_frames``); the last chunk may be shorter.
 CHUNK_FRAMES = 16
-VERSIONS = ("1.5", "1.6")
-FaceDetectorName = Literal["insightface", "mediapipe"]
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,10 @@ class LipSync:
         self,
         weights_dir: str | os.PathLike[str] | None = None,
         *,
-        version: str = "1.6",
+        version: str = DEFAULT_VERSION,
         device: str = "auto",
         dtype: str = "auto",
-        face_detector: FaceDetectorName | str = "insightface",
+        face_detector: str = DEFAULT_DETECTOR,
         models: EngineModels | None = None,
         detector: FaceDetector | None = None,
         limits: MediaLimits | None = None,
@@ -132,16 +133,19 @@ class LipSync:
                 preset=preset,
             )
         )
-        version = str(version).strip().removeprefix("v")
-        if version not in VERSIONS:
+        release = normalise_version(version)
+        if release is None:
             raise InputError(
                 f"version must be one of {', '.join(VERSIONS)}; got {version!r}", field="model_version"
             )
-        if face_detector not in ("insightface", "mediapipe"):
+        version = release
+        try:
+            detector_spec = get_detector_spec(face_detector)
+        except ValueError as exc:
             raise InputError(
-                f"face_detector must be insightface or mediapipe; got {face_detector!r}",
+                f"face_detector must be one of {', '.join(DETECTOR_NAMES)}; got {face_detector!r}",
                 field="face_detector",
-            )
+            ) from exc
         if models is not None and models.version != version:
             raise InputError(
                 f"the given models are LatentSync {models.version} but version {version} was asked for",
@@ -151,7 +155,8 @@ class LipSync:
         self.version = version
         self.device = device
         self.dtype = dtype
-        self.face_detector = face_detector
+        self.face_detector = detector_spec.name
+        self.detector_spec = detector_spec
         self.limits = limits
         self.models = models
         self.detector = detector
@@ -167,12 +172,10 @@ class LipSync:
         if self.models is None:
             self.models = load_engine_models(layout, self.device, self.dtype)
         if self.detector is None:
-            from lipsync.media.faces import create_detector
-
-            if self.face_detector == "insightface":
-                layout.check(face_models=True)
-            self.detector = create_detector(
-                self.face_detector, models_dir=layout.face_models_dir, device=self.models.device.type
+            spec = self.detector_spec
+            layout.check(assets=spec.weights, hint=spec.missing_weights_hint())
+            self.detector = spec.factory(
+                models_dir=layout.face_models_dir, device=self.models.device.type, face_filter=FaceFilter()
             )
             self._owns_detector = True
         self.tuning.warm_up(self.models)  # compile=True: compile the job shapes now, not inside a job

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import RunOptions
+from lipsync.engine.releases import DEFAULT_VERSION
 from lipsync.server.interfaces import Engine, ProgressCallback
 
 __all__ = [
@@ -40,7 +41,7 @@ class LipSyncEngine:
         *,
         device: str,
         weights_dir: Path | None = None,
-        default_version: str = "1.6",
+        default_version: str = DEFAULT_VERSION,
         face_detector: str | None = None,
         pipeline_factory: PipelineFactory = _load_lipsync,
     ) -> None:
@@ -84,7 +85,10 @@ class LipSyncEngineFactory:
     """Builds a :class:`LipSyncEngine` for a device (picklable, so it can be sent to a worker process)."""
 
     def __init__(
-        self, weights_dir: Path | None = None, version: str = "1.6", face_detector: str | None = None
+        self,
+        weights_dir: Path | None = None,
+        version: str = DEFAULT_VERSION,
+        face_detector: str | None = None,
     ) -> None:
         self.weights_dir = weights_dir
         self.version = version

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts import DEFAULT_MAX_UPLOAD_BYTES, ModelVersion
+from lipsync.engine.releases import DEFAULT_VERSION, VERSIONS, normalise_version
+from lipsync.media.faces.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, get_detector_spec
 from lipsync.web import (
     DEFAULT_ANONYMOUS_BYTES,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -96,8 +98,13 @@ class ServerSettings(BaseSettings):
     s3_prefix: str = Field(default="lipsync/", description="Key prefix inside the S3 bucket")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, ...)")
     weights_dir: Path | None = Field(default=None, description="Model weights; default: the engine's")
-    face_detector: str | None = Field(default=None, description="insightface or mediapipe; default: engine's")
-    model_version: ModelVersion = Field(default="1.6", description="Default LatentSync checkpoint version")
+    face_detector: str | None = Field(
+        default=None, description=f"{' or '.join(DETECTOR_NAMES)}; default: the engine's ({DEFAULT_DETECTOR})"
+    )
+    model_version: ModelVersion = Field(
+        default=cast(ModelVersion, DEFAULT_VERSION),
+        description=f"Default LatentSync release ({', '.join(VERSIONS)})",
+    )
     engine_factory: str | None = Field(
         default=None,
         description="'module:callable' building the engine for a device (tests, custom engines); default LipSync",
@@ -167,6 +174,19 @@ class ServerSettings(BaseSettings):
                 f"store_url must start with one of {', '.join(s + '://' for s in STORE_SCHEMES)}"
             )
         return value
+
+    @field_validator("face_detector")
+    @classmethod
+    def _known_detector(cls, value: str | None) -> str | None:
+        return None if value is None else get_detector_spec(value).name
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _known_version(cls, value: object) -> object:
+        key = normalise_version(value) if isinstance(value, str) else None
+        if key is None:
+            raise ValueError(f"unknown LatentSync version {value!r}; expected one of {', '.join(VERSIONS)}")
+        return key
 
     @property
     def db_path(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -78,6 +79,18 @@ def mirror(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 def test_tiny_output_loads_through_the_engine_loader(tiny_dir: Path) -> None:
     models = load_engine_models(WeightsLayout(tiny_dir, "1.6"), "cpu")
     assert models.tiny and models.unet_config.cross_attention_dim == models.audio_encoder.hidden_size
+
+
+@pytest.mark.parametrize(("version", "resolution"), [("1.5", 256), ("1.6", 512)])
+def test_tiny_weights_take_the_release_resolution(
+    app: typer.Typer, runner: CliRunner, tmp_path: Path, version: str, resolution: int
+) -> None:
+    # The tiny network is the same for every release; the face size it runs at is the release's.
+    result = runner.invoke(app, ["weights", "tiny", str(tmp_path), "--version", version])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / f"latentsync-{version}" / "lipsync-weights.json").read_text())
+    assert manifest["kind"] == "tiny" and manifest["unet_config"]["resolution"] == resolution
+    assert WeightsLayout(tmp_path, version).unet_config().latent_size == resolution // 8
 
 
 def test_verify_and_path_on_tiny_weights(app: typer.Typer, runner: CliRunner, tiny_dir: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lipsync.engine.releases import unet_config_for
 from lipsync.engine.unet import LatentSyncUNet, UNetConfig, load_unet
 from lipsync.errors import WeightsError
 
@@ -53,7 +54,7 @@ def tiny_state(tiny_dir: Path) -> dict[str, torch.Tensor]:
 def test_full_size_layout_equals_the_manifest(fixtures_dir: Path, version: str) -> None:
     rows, totals = _read_manifest(fixtures_dir / "unet_full_manifest.tsv")
     with torch.device("meta"):
-        model = LatentSyncUNet(UNetConfig.for_version(version))
+        model = LatentSyncUNet(unet_config_for(version))
     state = model.state_dict()
     # Same keys, same order, same shapes.
     assert [(k, tuple(v.shape)) for k, v in state.items()] == rows
@@ -66,11 +67,11 @@ def test_full_size_layout_equals_the_manifest(fixtures_dir: Path, version: str) 
 
 
 def test_versions_share_the_network_and_differ_in_resolution() -> None:
-    v15, v16 = UNetConfig.for_version("1.5"), UNetConfig.for_version("1.6")
+    v15, v16 = unet_config_for("1.5"), unet_config_for("1.6")
     assert (v15.resolution, v16.resolution) == (256, 512)
     assert (v15.latent_size, v16.latent_size) == (32, 64)
     with pytest.raises(ValueError, match="unknown LatentSync version"):
-        UNetConfig.for_version("1.0")
+        unet_config_for("1.0")
 
 
 def test_tiny_config_matches_the_fixture_json(tiny_dir: Path, tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_unreadable_or_absent_files(tmp_path: Path) -> None:
 def test_full_size_strict_check_names_each_bad_key(version: str) -> None:
     """The strict check runs before any tensor is touched, so meta tensors exercise the full-size layout."""
     with torch.device("meta"):
-        good = LatentSyncUNet(UNetConfig.for_version(version)).state_dict()
+        good = LatentSyncUNet(unet_config_for(version)).state_dict()
     key = "mid_block.attentions.0.transformer_blocks.0.attn2.to_v.weight"
     broken = {k: v for k, v in good.items() if k != MOTION_KEY}
     broken["module.conv_in.weight"] = good["conv_in.weight"]

@@ -14,8 +14,9 @@ import pytest
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from lipsync.engine import weights as W
+from lipsync.engine.releases import FACE_MODELS, RELEASES, VAE
 from lipsync.engine.weights import (
+    MANIFEST_NAME,
     HubFile,
     WeightsLayout,
     default_weights_dir,
@@ -207,7 +208,7 @@ def test_tiny_weights_load_and_run_through_load_engine_models(tiny_dir: Path) ->
 def test_loading_is_strict_without_the_tiny_marker(tiny_dir: Path, tmp_path: Path) -> None:
     # Same files, no manifest: the official 1.6 config applies and the tiny checkpoint must be refused.
     shutil.copytree(tiny_dir, tmp_path / "w")
-    (tmp_path / "w" / "latentsync-1.6" / W.MANIFEST_NAME).unlink()
+    (tmp_path / "w" / "latentsync-1.6" / MANIFEST_NAME).unlink()
     with pytest.raises(WeightsError):
         load_engine_models(WeightsLayout(tmp_path / "w", "1.6"), "cpu")
 
@@ -224,7 +225,7 @@ def test_download_fetches_pinned_revisions_and_verifies(
     layout = download_weights("1.6", tmp_path / "w", hub=hub, files=files, log=log.append)
 
     assert hub.calls == [(f.repo_id, f.filename, f.revision) for f in files]
-    assert {c[2] for c in hub.calls} == {W.LATENTSYNC_REVISIONS["1.6"], W.VAE_REVISION, W.FACE_REVISION}
+    assert {c[2] for c in hub.calls} == {RELEASES["1.6"].revision, VAE.revision, FACE_MODELS.revision}
     layout.check(face_models=True)
     for item in files:
         assert _sha256(layout.root / item.target) == item.sha256

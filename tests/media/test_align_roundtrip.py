@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from lipsync.media.align import AlignedFace, FaceAligner, paste_back
-from lipsync.media.faces import MediaPipeDetector, create_detector
+from lipsync.media.faces import create_detector
+from lipsync.media.faces.mediapipe_mesh import MediaPipeDetector
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -21,12 +21,11 @@ from lipsync.media.faces import (
     INSIGHTFACE_POINT_GROUPS,
     FaceDetector,
     FaceFilter,
-    InsightFaceDetector,
     create_detector,
     points3_from_landmarks,
     select_largest,
 )
-from lipsync.media.faces.insightface_onnx import _normalises_internally, find_face_models
+from lipsync.media.faces.insightface_onnx import InsightFaceDetector, _normalises_internally, find_face_models
 
 FRAME_HW = (1920, 1080)
 DET_SIZE = 512

@@ -15,9 +15,9 @@ from lipsync.media.faces import (
     Face,
     FaceDetector,
     FaceFilter,
-    MediaPipeDetector,
     create_detector,
 )
+from lipsync.media.faces.mediapipe_mesh import MediaPipeDetector
 
 
 def _decode(path: Path, indices: set[int]) -> list[np.ndarray]:

@@ -29,7 +29,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lipsync.engine.weights import write_tiny_weights
 
     root = tmp_path_factory.mktemp("weights")
-    write_tiny_weights(root, "1.6")
+    write_tiny_weights(root, "1.5")  # 256 px: the cheap size (1.6 at 512 px: tests/pipeline/test_releases.py)
     return root
 
 
@@ -38,7 +38,7 @@ def test_enter_and_run_job_produce_a_valid_mp4(tmp_path: Path, media_dir: Path, 
     video = face_clip(media, tmp_path / "face.mp4", frames=25)
     audio = speech(media, tmp_path / "speech.wav", 1.0)
     settings = make_settings(
-        tmp_path / "settings", weights_dir=tiny_weights, face_detector="mediapipe", model_version="1.6"
+        tmp_path / "settings", weights_dir=tiny_weights, face_detector="mediapipe", model_version="1.5"
     )
     deployment = FakeDeployment(tmp_path, settings, engine=None)  # the real engine, as on Modal
 
@@ -51,7 +51,7 @@ def test_enter_and_run_job_produce_a_valid_mp4(tmp_path: Path, media_dir: Path, 
             id="j1",
             owner="k_a",
             base_url="http://api.test",
-            options=RunOptions.local(seed=1247, guidance_scale=1.5, inference_steps=2, model_version="1.6"),
+            options=RunOptions.local(seed=1247, guidance_scale=1.5, inference_steps=2, model_version="1.5"),
             inputs={"video": "inputs/j1/video.mp4", "audio": "inputs/j1/audio.wav"},
             created_at=deployment.api.clock.now(),
         )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:
+    # numpy is imported where it is used: the detector registry (read by the CLI, whose base install has no
+    # numpy) imports this module.
+    import numpy as np
 
 __all__ = [
     "INSIGHTFACE_POINT_GROUPS",
@@ -126,5 +129,7 @@ def accepted_by_area(
 def points3_from_landmarks(landmarks: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
     """Three alignment points as the reference makes them: landmarks rounded to whole pixels, each group
     averaged, the means rounded again (``np.round``: halves go to even)."""
+    import numpy as np
+
     lmk = np.round(np.asarray(landmarks, dtype=np.float64)[:, :2]).astype(np.int64)
     return np.round(np.stack([lmk[list(group)].mean(axis=0) for group in groups]))

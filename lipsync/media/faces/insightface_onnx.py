@@ -47,8 +47,8 @@ def find_face_models(models_dir: str | Path) -> tuple[Path, Path]:
             return det, lmk
     raise WeightsError(
         f"InsightFace models not found: expected {DETECTOR_FILE} and {LANDMARK_FILE} in "
-        f"{root / 'models' / 'buffalo_l'}. Run `lipsync weights download`, or use the MediaPipe face "
-        "detector (--face-detector mediapipe), which needs no download."
+        f"{root / 'models' / 'buffalo_l'}. Run `lipsync weights download`, or use `--face-detector mediapipe` "
+        "with development weights (MediaPipe needs no download)."
     )
 
 
