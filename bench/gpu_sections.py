@@ -30,7 +30,7 @@ from bench import gpu_adapter as eng
 
 FPS = 25
 #: Packages the lent GPU machine does not have and the wheels do not carry: the benchmark must not import them.
-ABSENT_ON_DEVICE = ("pydantic", "mediapipe", "kornia")
+ABSENT_ON_DEVICE = ("mediapipe", "kornia")
 
 
 @dataclass(frozen=True)
