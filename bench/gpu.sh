@@ -14,9 +14,21 @@ mkdir -p "$OUT_DIR"
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
   SITE=$(mktemp -d "${TMPDIR:-/tmp}/lipsync-gpu-site.XXXXXX")
   trap 'rm -rf "$SITE"' EXIT
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEELS"/*.whl
+  # The wheels are for the lent machine's CPython 3.12; a dry run on another Python skips the ones built for
+  # one version only (it has those packages already) and says so.
+  PYTAG=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
+  carried=()
+  for whl in "$WHEELS"/*.whl; do
+    name=$(basename "$whl")
+    if [[ "$name" =~ -(cp3[0-9]+)-cp3[0-9]+-[^-]+\.whl$ ]] && [ "${BASH_REMATCH[1]}" != "$PYTAG" ]; then
+      echo "skipping $name: built for ${BASH_REMATCH[1]}, this Python is $PYTAG" >&2
+      continue
+    fi
+    carried+=("$whl")
+  done
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "${carried[@]}"
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-  echo "installed $(ls "$WHEELS"/*.whl | wc -l) carried wheel(s) into $SITE" >&2
+  echo "installed ${#carried[@]} carried wheel(s) into $SITE" >&2
 fi
 if [ -z "${LIPSYNC_SHARED_DIR:-}" ] && [ ! -d ../shared ] && [ -d "$WHEELS/shared" ]; then
   export LIPSYNC_SHARED_DIR="$WHEELS/shared"

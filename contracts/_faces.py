@@ -6,9 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from contracts._scalars import JsonFloat
+
 __all__ = ["FaceAuto", "FaceBoxes", "FaceChoice", "FacePoint", "NormalisedBox"]
 
-_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+_Unit = Annotated[JsonFloat, Field(ge=0.0, le=1.0)]
 
 
 class FacePoint(BaseModel):
@@ -19,7 +21,7 @@ class FacePoint(BaseModel):
     point: tuple[_Unit, _Unit] = Field(
         description="(x, y) in [0, 1], from the picture's top-left corner (0.5, 0.5 is the centre)"
     )
-    time: float = Field(default=0.0, ge=0.0, description="Seconds into the video where the point is taken")
+    time: JsonFloat = Field(default=0.0, ge=0.0, description="Seconds into the video where the point is taken")
 
 
 class NormalisedBox(BaseModel):

@@ -206,6 +206,9 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
 def check_shell(source: str) -> None:
     for command in shell_commands(source):
         tokens = shlex.split(command)
+        while len(tokens) > 1 and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", tokens[0]):  # VAR=value command ...
+            tokens.pop(0)
+        command = shlex.join(tokens)
         name = tokens[0]
         if name in CHECKS:
             CHECKS[name](tokens[1:])

@@ -56,6 +56,9 @@ def test_make_pip_and_python_checks() -> None:
 
 def test_an_unknown_command_needs_a_check_or_a_reason() -> None:
     check_shell("export LIPSYNC_API_KEY=...  # comment\ncurl -s http://x")
+    check_shell("LIPSYNC_DEVICES= lipsync serve --host 0.0.0.0")  # an environment prefix, then the command
+    with pytest.raises(AssertionError, match="No such option"):
+        check_shell("LIPSYNC_DEVICES= lipsync serve --hots 0.0.0.0")
     with pytest.raises(AssertionError, match="no check for the documented command `rm -rf /`"):
         check_shell("rm -rf /")
 

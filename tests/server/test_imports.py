@@ -9,7 +9,7 @@ from tests.conftest import REPO_ROOT
 
 MODULES = [
     "app", "auth", "backends", "engine_adapter", "execution", "fetch", "inputs", "interfaces", "keys",
-    "local_storage", "media_check", "memory", "netguard", "s3_storage", "serving", "settings", "signing",
+    "local_storage", "media_check", "memory", "s3_storage", "serving", "settings", "signing",
     "sqlite_store", "state", "transitions", "views", "webhooks", "worker",
 ]  # fmt: skip
 

@@ -62,9 +62,9 @@ const HEALTH_EVERY_MS = 5000;
 // Checked until seen (a crash loop shows within a few checks), then the banner stays.
 async function checkServer() {
   const runner = (await api.health())?.runner;
-  if (runner && runner.restarts > 0 && runner.alive === 0) {
+  if (runner && runner.restarts_total > 0 && runner.alive === 0) {
     banner(
-      `The server's workers keep stopping (restarted ${runner.restarts} times): jobs wait in the queue ` +
+      `The server's workers keep stopping (restarted ${runner.restarts_total} times): jobs wait in the queue ` +
         "until one runs. The server's log says why.",
     );
     return;
