@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from contracts._scalars import JsonFloat
+from contracts._scalars import JsonFloat, json_number
 
 __all__ = ["FaceAuto", "FaceBoxes", "FaceChoice", "FacePoint", "NormalisedBox"]
 
-_Unit = Annotated[JsonFloat, Field(ge=0.0, le=1.0)]
+#: A fraction of the picture's width or height. The bounds go on ``float`` itself, before JsonFloat's check,
+#: so the JSON schema shows them as minimum/maximum.
+_Unit = Annotated[float, Ge(0.0), Le(1.0), BeforeValidator(json_number)]
 
 
 class FacePoint(BaseModel):
@@ -21,11 +24,14 @@ class FacePoint(BaseModel):
     point: tuple[_Unit, _Unit] = Field(
         description="(x, y) in [0, 1], from the picture's top-left corner (0.5, 0.5 is the centre)"
     )
-    time: JsonFloat = Field(default=0.0, ge=0.0, description="Seconds into the video where the point is taken")
+    time: JsonFloat = Field(
+        default=0.0, ge=0.0, description="Seconds into the video where the point is taken"
+    )
 
 
 class NormalisedBox(BaseModel):
-    """A face box as fractions of the picture's width and height."""
+    """A face box as fractions of the picture's width and height. Two opposite corners in either order (they are
+    put in order); a box with no area overlaps no face."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,8 +42,13 @@ class NormalisedBox(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> NormalisedBox:
-        if not (self.x1 < self.x2 and self.y1 < self.y2):
-            raise ValueError("a box needs x1 < x2 and y1 < y2")
+        # Ordering is not a JSON Schema rule, so it is done here rather than refused (the schema tells the truth).
+        x1, x2 = sorted((self.x1, self.x2))
+        y1, y2 = sorted((self.y1, self.y2))
+        object.__setattr__(self, "x1", x1)
+        object.__setattr__(self, "x2", x2)
+        object.__setattr__(self, "y1", y1)
+        object.__setattr__(self, "y2", y2)
         return self
 
 

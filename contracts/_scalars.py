@@ -13,18 +13,19 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, StrictBool
 
-__all__ = ["JsonBool", "JsonFloat", "JsonInt"]
+__all__ = ["JsonBool", "JsonFloat", "JsonInt", "json_number"]
 
 
-def _number(value: Any) -> Any:
+def json_number(value: Any) -> Any:
+    """The check of JsonInt/JsonFloat: a JSON number, never a boolean or a string."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a number")
     return value
 
 
 #: An integer: a JSON number without a fractional part (``7`` or ``7.0``); never a boolean or a string.
-JsonInt = Annotated[int, BeforeValidator(_number)]
+JsonInt = Annotated[int, BeforeValidator(json_number)]
 #: A number: a JSON number; never a boolean or a string.
-JsonFloat = Annotated[float, BeforeValidator(_number)]
+JsonFloat = Annotated[float, BeforeValidator(json_number)]
 #: ``true`` or ``false`` only.
 JsonBool = StrictBool
