@@ -1,9 +1,9 @@
 """The stages one chunk goes through, as plain functions over explicit inputs.
 
-decode -> detect/align -> VAE encode -> sample -> VAE decode -> paste -> encode. The sequential pipeline
-(:mod:`lipsync.pipeline.lipsync`) calls them in order for each 16-frame chunk; a staged/threaded pipeline can
-run each on its own worker because none of them reaches for shared state except through its arguments
-(:class:`FaceTrack` holds the alignment state and must see the first pass over the video in order).
+decode -> detect/align -> VAE encode -> sample -> VAE decode -> paste -> encode. The driver
+(:mod:`lipsync.pipeline.driver`) calls them for each 16-frame chunk, inline or each on its own worker: none
+of them reaches for shared state except through its arguments (:class:`FaceTrack` holds the alignment state
+and must see the first pass over the video in order).
 
 Numerics follow LatentSync's ``LipsyncPipeline`` (LATENTSYNC.md §2.6-2.9): pixel values ``(x/255 - 0.5)/0.5``,
 the masked image ``pixels * mask`` (float64 mask, as the reference multiplies by its float64 mask tensor),
@@ -205,10 +205,13 @@ def engine_errors(stage: str) -> Iterator[None]:
         raise EngineError(f"the model failed during {stage}: {exc}") from exc
 
 
-def faces_to_pixels(faces: Sequence[np.ndarray]) -> torch.Tensor:
-    """(R, R, 3) uint8 crops -> ``(f, 3, R, R)`` float32 in [-1, 1] (the reference's ``/255``, normalise)."""
-    stacked = torch.from_numpy(np.stack([np.asarray(f) for f in faces])).permute(0, 3, 1, 2)
-    return (stacked / 255.0 - 0.5) / 0.5
+def faces_to_pixels(faces: Sequence[np.ndarray], device: torch.device | None = None) -> torch.Tensor:
+    """(R, R, 3) uint8 crops -> ``(f, 3, R, R)`` float32 in [-1, 1] on *device* (the reference's ``/255``,
+    normalise). The crops cross to the device once, as uint8; the arithmetic runs there."""
+    stacked = torch.from_numpy(np.stack([np.asarray(f) for f in faces]))
+    if device is not None:
+        stacked = stacked.to(device)
+    return (stacked.permute(0, 3, 1, 2) / 255.0 - 0.5) / 0.5
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
