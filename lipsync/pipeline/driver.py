@@ -31,16 +31,15 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
 
 from lipsync.engine.sampler import ChunkInputs, SamplerConfig, StepCallback, prepare_init_noise, sample_chunks
 from lipsync.errors import NoFaceDetected
 from lipsync.media.align import FaceAligner
 from lipsync.media.mask import fixed_mask
-from lipsync.pipeline.frames import FrameSource
+from lipsync.pipeline.frames import Frame, FrameSource
 from lipsync.pipeline.gpu_timer import GpuTimer
-from lipsync.pipeline.inputs import CheckedInputs
+from lipsync.pipeline.inputs import CheckedInputs, Waveform
 from lipsync.pipeline.options import RunOptions
 from lipsync.pipeline.plan import RunPlan, plan_run
 from lipsync.pipeline.progress import ProgressCallback, ProgressEvent, ProgressReporter, StageTimer
@@ -126,7 +125,7 @@ class Job:
         return self.plan.timeline
 
     @property
-    def audio_track(self) -> np.ndarray:
+    def audio_track(self) -> Waveform:
         return self.plan.audio_track
 
     def audio_windows(self) -> AudioWindows:
@@ -153,7 +152,7 @@ class Job:
         """The driver for this job (threaded unless *config* says otherwise); iterate its ``frames()``."""
         return PipelineRun(self, config)
 
-    def frames(self) -> Generator[np.ndarray, None, None]:
+    def frames(self) -> Generator[Frame, None, None]:
         """The output frames (RGB uint8, the video's size), in order, computed inline on this thread."""
         return self.drive(DriverConfig(mode="inline")).frames()
 
@@ -212,13 +211,32 @@ class RunStats:
     gpu_busy_ms: float | None = None
 
 
+def _on_threads(items: Iterator[_Work], threads: int) -> Iterator[_Work]:
+    """Advance *items* with *threads* torch intra-op threads, the count in force restored in between.
+
+    The inline mode's stages share the caller's thread: small media ops with several OpenMP threads each
+    wait on one another (on a loaded 2-core machine, align and paste-back took 6-8x longer), while the U-Net
+    wants every core. Nested stages each set their own count around their own work.
+    """
+    while True:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            work = next(items)
+        except StopIteration:
+            return
+        finally:
+            torch.set_num_threads(before)
+        yield work
+
+
 @dataclass
 class _Work:
     """One chunk on its way through the stages."""
 
     chunk: Chunk
     indices: list[int]
-    frames: list[np.ndarray]
+    frames: list[Frame]
     aligned: list[AlignedFace | None] = field(default_factory=list)
     positions: list[int] = field(default_factory=list)
     latents: ChunkLatents | None = None
@@ -264,11 +282,8 @@ class PipelineRun:
     def _threaded_stages(self) -> list[Stage]:
         config = self.config
         k, q = config.chunk_batch, config.queue_chunks
-        model_threads = config.model_threads
-        if model_threads is None:
-            model_threads = 1 if self.device.type == "cuda" else torch.get_num_threads()
+        media, model_threads = self._thread_counts()
         split = config.split_model if config.split_model is not None else self.device.type == "cuda"
-        media = config.media_threads
         if split:
             model = [
                 # The U-Net stage takes k chunks at a time: its channel holds a whole next batch.
@@ -292,9 +307,16 @@ class PipelineRun:
             Stage("paste", self._paste, torch_threads=media),
         ]
 
+    def _thread_counts(self) -> tuple[int, int]:
+        """torch intra-op threads of the media stages and of the model stages (both modes)."""
+        model = self.config.model_threads
+        if model is None:
+            model = 1 if self.device.type == "cuda" else torch.get_num_threads()
+        return self.config.media_threads, model
+
     # -- the consumer ----------------------------------------------------------------------------------------
 
-    def frames(self) -> Generator[np.ndarray, None, None]:
+    def frames(self) -> Generator[Frame, None, None]:
         """The output frames (RGB uint8, the video's size), in order. Close it to stop early: every worker
         is stopped and joined (threaded) and the decoder closed."""
         job, models = self.job, self.job.models
@@ -314,9 +336,10 @@ class PipelineRun:
             results = self.runner.results()
         else:
             items: Iterator[_Work] | None = None
-            for transform in self._inline_stages():
-                items = transform(items)
-                chain.append(items)
+            for transform, threads in self._inline_stages():
+                stage = transform(items)
+                items = _on_threads(stage, threads)
+                chain += [stage, items]
             assert items is not None
             results = items
         try:
@@ -332,8 +355,17 @@ class PipelineRun:
                     close()  # threaded: stops and joins the workers; inline: runs each stage's cleanup
             self._collect_stats()
 
-    def _inline_stages(self) -> list[Transform]:
-        return [self._decode, self._align, self._vae_encode, self._diffuse, self._vae_decode, self._paste]
+    def _inline_stages(self) -> list[tuple[Transform, int]]:
+        """The transforms in order, each with its torch thread count (as the threaded mode's workers)."""
+        media, model = self._thread_counts()
+        return [
+            (self._decode, media),
+            (self._align, media),
+            (self._vae_encode, model),
+            (self._diffuse, model),
+            (self._vae_decode, model),
+            (self._paste, media),
+        ]
 
     def _collect_stats(self) -> None:
         stats, runner = self.stats, self.runner

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lipsync.pipeline.inputs import CheckedInputs
+from lipsync.pipeline.inputs import CheckedInputs, Waveform
 from lipsync.pipeline.timeline import CHUNK_FRAMES, Chunk, LoopMode, Timeline, iter_chunks, plan_timeline
 
 __all__ = ["RunPlan", "plan_run"]
@@ -27,7 +27,7 @@ class RunPlan:
     timeline: Timeline
     chunks: tuple[Chunk, ...]
     seed: int
-    waveform: np.ndarray
+    waveform: Waveform
     decode_window: int
     backward_block: int
 
@@ -45,7 +45,7 @@ class RunPlan:
         return min(self.timeline.num_frames, self.timeline.num_video_frames)
 
     @property
-    def audio_track(self) -> np.ndarray:
+    def audio_track(self) -> Waveform:
         """The output's sound track (16 kHz mono float32)."""
         return self.waveform[: self.timeline.audio_samples]
 
