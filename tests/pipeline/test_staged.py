@@ -273,6 +273,20 @@ def test_no_face_in_a_later_chunk_fails_the_job_and_joins_every_worker(
     assert fractions == sorted(fractions)
 
 
+def test_inline_mode_fails_with_the_stage_error_and_closes_the_decoder(
+    lipsync: LipSync, replay_clip: tuple[Path, Path]
+) -> None:
+    video, audio = replay_clip  # no face in frames 4-13: the first chunk fails at frame 4
+    run = lipsync.prepare(video, audio, on_no_face="fail", **FAST).drive(DriverConfig(mode="inline"))
+    with pytest.raises(NoFaceDetected) as err:
+        list(run.frames())
+    assert err.value.frame_index == 4
+    assert run.runner is None
+    # The decode stage's cleanup ran (it records what it decoded when it closes): the first chunk's frames.
+    assert run.counters.decoded_frames == 16
+    assert run.counters.frames_done == 0
+
+
 def test_cancelling_during_diffusion_stops_every_worker(
     lipsync: LipSync, replay_clip: tuple[Path, Path], tmp_path: Path
 ) -> None:
