@@ -37,11 +37,11 @@ from lipsync.pipeline.batching import (
     free_device_memory,
     measure_chunk_memory,
 )
+from lipsync.pipeline.driver import DriverConfig
 
 if TYPE_CHECKING:
     from lipsync.engine.unet import LatentSyncUNet
     from lipsync.engine.weights import EngineModels
-    from lipsync.pipeline.driver import DriverConfig
     from lipsync.pipeline.options import RunOptions
 
 __all__ = [
@@ -176,7 +176,6 @@ class EngineTuning:
         """The driver settings for a job with these models and run options: the mode from ``pipeline``, the
         chunk batch, and the thread counts from the device and the core count (:func:`plan_threads`)."""
         from lipsync.engine.compile import CompiledUNet
-        from lipsync.pipeline.driver import DriverConfig
 
         threads = plan_threads(models.device)
         return DriverConfig(
