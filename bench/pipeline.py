@@ -1,6 +1,6 @@
 """End-to-end pipeline cost per stage and peak memory against input length (tiny weights, 1080x1920).
 
-    nice .venv/bin/python bench/pipeline.py [--lengths 10,60] [--pipeline sequential|staged] [--steps 1]
+    nice .venv/bin/python bench/pipeline.py [--lengths 10,60] [--pipeline staged|sequential] [--steps 1]
 
 For each length, a 1080x1920 input is made by looping a real clip (HEVC packets stream-copied with shifted
 timestamps, so no re-encode) with its speech looped to the same length; then ``LipSync.run`` runs in a fresh
@@ -100,6 +100,8 @@ def child(args: argparse.Namespace) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "rss_after_load_mb": rss_loaded / 1024,
                 "decoded_frames": result.decoded_frames,
+                "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+                "torch_threads": torch.get_num_threads(),
             }
         )
     )
@@ -112,7 +114,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="10,60", help="input lengths in seconds")
     parser.add_argument("--clip", default="demo1", help="shared clip to loop (demo1 or demo2)")
     parser.add_argument("--version", default="1.5")
-    parser.add_argument("--pipeline", default="sequential", choices=("sequential", "staged"))
+    parser.add_argument("--pipeline", default="staged", choices=("sequential", "staged"))
     parser.add_argument("--steps", type=int, default=1)
     parser.add_argument("--guidance", type=float, default=1.0)
     parser.add_argument("--weights", type=Path, help="tiny weights dir (written to a temp dir if omitted)")
@@ -157,7 +159,9 @@ def main() -> None:
             print(
                 f"\n{seconds:g} s input -> {row['frames']} frames in {row['wall_s']:.0f} s "
                 f"(decoded {row['decoded_frames']} source frames); peak RSS {row['peak_rss_mb']:.0f} MB "
-                f"(after loading: {row['rss_after_load_mb']:.0f} MB)"
+                f"(after loading: {row['rss_after_load_mb']:.0f} MB); CPU time {row['cpu_s']:.0f} s "
+                f"({row['cpu_s'] / row['wall_s']:.2f} cores busy on average); load average "
+                f"{os.getloadavg()[0]:.1f}"
             )
             print("  ms/frame: " + ", ".join(f"{s} {ms.get(s, 0.0):.1f}" for s in STAGES))
             print(

@@ -114,7 +114,7 @@ def run_once(
     import torch
 
     from lipsync.media.io import VideoWriter
-    from lipsync.pipeline.staged_job import StagedConfig, StagedRun
+    from lipsync.pipeline.driver import DriverConfig
     from lipsync.pipeline.timeline import FPS
 
     options = {
@@ -129,23 +129,20 @@ def run_once(
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     job = ls.prepare(video, audio, **options)
-    run = None
-    if pipeline == "staged":
-        k = ls.tuning.chunk_batch(
-            job.models, do_cfg=job.options.do_classifier_free_guidance, deep_cache=args.deep_cache
-        )
-        config = StagedConfig(
-            chunk_batch=k,
-            queue_chunks=args.queue_chunks,
-            model_threads=args.model_threads,
-            split_model=args.split_model,
-            gpu_timing=True,
-            no_recompile=args.compile,
-        )
-        run = StagedRun(job, config)
-        frames = run.frames()
-    else:
-        frames = job.frames()
+    k = ls.tuning.chunk_batch(
+        job.models, do_cfg=job.options.do_classifier_free_guidance, deep_cache=args.deep_cache
+    )
+    config = DriverConfig(
+        mode="threaded" if pipeline == "staged" else "inline",
+        chunk_batch=k if pipeline == "staged" else 1,
+        queue_chunks=args.queue_chunks,
+        model_threads=args.model_threads,
+        split_model=args.split_model,
+        gpu_timing=True,
+        no_recompile=args.compile,
+    )
+    run = job.drive(config)
+    frames = run.frames()
     inputs = job.inputs
     with VideoWriter(
         out, inputs.width, inputs.height, fps=FPS, audio=job.audio_track, preset=args.preset
@@ -155,7 +152,7 @@ def run_once(
                 with job.timer("encode"):
                     writer.write(frame)
         finally:
-            frames.close()  # type: ignore[attr-defined]
+            frames.close()
         with job.timer("encode"):
             writer.close()
     if cuda:
@@ -169,10 +166,10 @@ def run_once(
         "output_s": out_s,
         "wall_s": wall,
         "stages_s": stages,
-        "face_frames": job.timeline.num_frames - job.frames_without_face,
+        "face_frames": job.timeline.num_frames - run.counters.frames_without_face,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    if run is not None:
+    if run.runner is not None:
         row["workers"] = [stage.name for stage in run.runner.stages]
         row["chunk_batch"] = run.stats.chunk_batch
         row["unet_batches"] = run.stats.unet_batches
@@ -180,9 +177,8 @@ def run_once(
         row["in_flight_bound"] = run.stats.in_flight_bound
         row["gpu_ms"] = run.stats.gpu_ms
         row["gpu_busy_s"] = None if run.stats.gpu_busy_ms is None else run.stats.gpu_busy_ms / 1000
-    elif (
-        cuda
-    ):  # sequential: each chunk ends in a device->host copy, so the model stages' wall time is device time
+    elif cuda:
+        # Inline: each chunk ends in a device->host copy, so the model stages' wall time is device time.
         row["gpu_busy_s"] = sum(stages[s] for s in MODEL_STAGES)
     if cuda:
         row["gpu_peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30

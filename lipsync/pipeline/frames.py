@@ -12,13 +12,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lipsync.errors import UnreadableMedia
 
-__all__ = ["FrameReader", "FrameSource"]
+__all__ = ["Frame", "FrameReader", "FrameSource"]
+
+#: A decoded video frame: (H, W, 3) RGB uint8.
+Frame = NDArray[np.uint8]
 
 #: ``reader(path, start_frame, max_frames)`` -> RGB uint8 frames of the 25-fps timeline from ``start_frame``.
-FrameReader = Callable[[str, int, "int | None"], Iterator[np.ndarray]]
+FrameReader = Callable[[str, int, "int | None"], Iterator[Frame]]
 
 
 class FrameSource:
@@ -42,17 +46,17 @@ class FrameSource:
         self.path = path
         self.num_frames = num_frames
         self._reader = reader
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[int, Frame] = OrderedDict()
         self._cache_frames = cache_frames
         self._backward_block = backward_block
         self._max_forward_gap = max_forward_gap
-        self._it: Iterator[np.ndarray] | None = None
+        self._it: Iterator[Frame] | None = None
         self._pos = 0  # index of the next frame self._it yields
         #: How many times a decoder was (re)opened; the bench and the tests look at it.
         self.opens = 0
         self.frames_decoded = 0
 
-    def get(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def get(self, indices: Sequence[int]) -> list[Frame]:
         if len(set(indices)) > self._cache_frames:
             raise ValueError(
                 f"asked for {len(set(indices))} distinct frames; the cache holds {self._cache_frames}"
@@ -100,7 +104,7 @@ class FrameSource:
             self._put(self._pos, frame, protect)
             self._pos += 1
 
-    def _put(self, index: int, frame: np.ndarray, protect: set[int]) -> None:
+    def _put(self, index: int, frame: Frame, protect: set[int]) -> None:
         self._cache[index] = frame
         self._cache.move_to_end(index)
         while len(self._cache) > self._cache_frames:

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from lipsync.engine.audio import duration_frames
 from lipsync.errors import EmptyMedia, InputError
 from lipsync.media.io import FramePlan, MediaInfo, MediaLimits, load_audio_16k, plan_frames_25fps, probe
 
-__all__ = ["CheckedInputs", "check_inputs"]
+__all__ = ["CheckedInputs", "Waveform", "check_inputs"]
+
+#: 16-kHz mono audio samples.
+Waveform = NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class CheckedInputs:
     video_info: MediaInfo
     audio_info: MediaInfo
     frame_plan: FramePlan
-    waveform: np.ndarray
+    waveform: Waveform
     #: Output frames the reference derives from the audio (``floor(L/2) + 2``).
     audio_frames: int
 

@@ -14,51 +14,33 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import torch
-
 from lipsync.engine.releases import DEFAULT_VERSION, VERSIONS, normalise_version
-from lipsync.errors import InputError, NoFaceDetected
+from lipsync.errors import InputError
 from lipsync.media.faces.base import FaceFilter
 from lipsync.media.faces.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, get_detector_spec
-from lipsync.pipeline.frames import FrameSource
+from lipsync.pipeline.driver import Job
 from lipsync.pipeline.inputs import CheckedInputs, check_inputs
 from lipsync.pipeline.options import RunOptions, resolve_options
 from lipsync.pipeline.progress import ProgressCallback, ProgressEvent, StageTimer
-from lipsync.pipeline.stages import (
-    AudioWindows,
-    FaceTrack,
-    decode_faces,
-    denoise,
-    encode_latents,
-    engine_errors,
-    faces_to_pixels,
-    mask_tensor,
-    paste_faces,
-)
-from lipsync.pipeline.throughput import DEFAULT_PRESET, EngineTuning, PipelineKind, ThroughputOptions
-from lipsync.pipeline.timeline import FPS, Timeline, plan_timeline
+from lipsync.pipeline.timeline import FPS
+from lipsync.pipeline.tuning import DEFAULT_PRESET, EngineTuning, PipelineKind, ThroughputOptions
 
 if TYPE_CHECKING:
     from lipsync.engine.weights import EngineModels
-    from lipsync.media.align import AlignedFace
     from lipsync.media.faces import FaceDetector
     from lipsync.media.io import MediaLimits
 
-__all__ = ["CHUNK_FRAMES", "VERSIONS", "Chunk", "Job", "LipSync", "RunResult", "iter_chunks"]
-
-#: Frames per U-Net call (the reference's ``num_frames``); the last chunk may be shorter.
-CHUNK_FRAMES = 16
+__all__ = ["VERSIONS", "LipSync", "RunResult"]
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced. ``timings_ms``: wall time per stage (see ``progress.STAGES``)."""
+    """What a run produced. ``timings_ms``: wall time per stage (see ``progress.STAGES``); the counts come
+    from the run's :class:`~lipsync.pipeline.driver.RunCounters`."""
 
     out: Path
     frames: int
@@ -75,24 +57,6 @@ class RunResult:
         return {stage: ms / n for stage, ms in self.timings_ms.items()}
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """Output frames ``start .. stop-1`` (the reference's 16-frame grid)."""
-
-    index: int
-    start: int
-    stop: int
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-
-def iter_chunks(num_frames: int, size: int = CHUNK_FRAMES) -> Iterator[Chunk]:
-    for index, start in enumerate(range(0, num_frames, size)):
-        yield Chunk(index, start, min(start + size, num_frames))
-
-
 class LipSync:
     """The lip-sync pipeline. Not re-entrant: one :meth:`run` at a time per object (the face detector and
     aligner hold per-video state); share the loaded :class:`EngineModels` between objects instead.
@@ -101,8 +65,8 @@ class LipSync:
     ``detector``: an already built face detector. Without them both are loaded on the first :meth:`run`, after
     the inputs have been checked, so a bad file fails before seconds of weight loading.
 
-    Throughput (docs/throughput.md): ``pipeline`` "staged" (default; stages overlap on threads, same frames) or
-    "sequential"; ``chunk_batch`` chunks per U-Net call ("auto" or a number); ``compile`` torch.compile the
+    Throughput (docs/throughput.md): ``pipeline`` "staged" (default: the driver's threaded mode, stages overlap
+    on threads, same frames) or "sequential" (its inline mode); ``chunk_batch`` chunks per U-Net call ("auto" or a number); ``compile`` torch.compile the
     U-Net, warmed up in :meth:`load`; ``channels_last`` VAE in NHWC on CUDA; ``preset`` the x264 preset.
     """
 
@@ -228,21 +192,21 @@ class LipSync:
         progress: ProgressCallback | None = None,
         **overrides: Any,
     ) -> Job:
-        """Validate the options and the inputs, load the models if needed, and return the :class:`Job` whose
-        :meth:`Job.frames` yields the output frames (``run`` writes them; tests and previews can take them).
+        """Validate the options and the inputs, load the models if needed, and return the :class:`Job`: its
+        :meth:`Job.drive` runs it (``run`` writes the frames; tests and previews can take them).
 
         *options* and *overrides* as in :meth:`run`."""
         timer = StageTimer()
         options = self.run_options(options, **overrides)
-        emit = progress or _ignore
         inputs = self.check_inputs(video, audio, out)
         if self.models is None or self.detector is None:
-            emit(ProgressEvent("load", 0, 0))
+            if progress is not None:
+                progress(ProgressEvent("load", 0, 0))
             with timer("load"):
                 self.load()
         assert self.models is not None and self.detector is not None
         models = self.tuning.job_models(self.models)
-        return Job(models, self.detector, inputs, options, timer=timer, progress=emit)
+        return Job(models, self.detector, inputs, options, timer=timer, progress=progress)
 
     def run(
         self,
@@ -269,228 +233,33 @@ class LipSync:
         job = self.prepare(video, audio, out, options, progress=progress, **overrides)
         out_path = Path(os.fspath(out))
         inputs = job.inputs
-        preset = self.tuning.options.preset
+        run = job.drive(self.tuning.driver_config(job.models, job.options))
         with (
             VideoWriter(
-                out_path, inputs.width, inputs.height, fps=FPS, audio=job.audio_track, preset=preset
+                out_path,
+                inputs.width,
+                inputs.height,
+                fps=FPS,
+                audio=job.audio_track,
+                preset=self.tuning.options.preset,
             ) as writer,
-            contextlib.closing(self.tuning.frames(job)) as frames,  # stops the stage threads on any error
+            contextlib.closing(run.frames()) as frames,  # stops the stage threads on any error
         ):
             for frame in frames:
                 with job.timer("encode"):
                     writer.write(frame)
             with job.timer("encode"):
                 writer.close()
-        job.emit(ProgressEvent("done", job.timeline.num_frames, job.timeline.num_frames))
+        run.progress.done()
+        counters = run.counters
         return RunResult(
             out=out_path,
             frames=writer.frames_written,
             duration_s=writer.frames_written / FPS,
             timings_ms=job.timer.snapshot(),
-            frames_without_face=job.frames_without_face,
+            frames_without_face=counters.frames_without_face,
             wall_s=time.perf_counter() - started,
-            chunks=job.chunks_total,
+            chunks=job.plan.chunks_total,
             source_frames=inputs.num_video_frames,
-            decoded_frames=job.decoded_frames,
-        )
-
-
-def _ignore(event: ProgressEvent) -> None:
-    return None
-
-
-class Job:
-    """One run: the plan (timeline, audio track) and the per-chunk stages, driven by :meth:`frames`.
-
-    Each stage is a method over explicit inputs (decode -> detect/align -> VAE encode -> sample -> VAE decode
-    -> paste); the encode stage is the caller's (:meth:`LipSync.run` feeds a :class:`VideoWriter`).
-    """
-
-    def __init__(
-        self,
-        models: EngineModels,
-        detector: FaceDetector,
-        inputs: CheckedInputs,
-        options: RunOptions,
-        *,
-        timer: StageTimer | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> None:
-        from lipsync.engine.sampler import SamplerConfig
-        from lipsync.media.align import FaceAligner
-        from lipsync.media.mask import fixed_mask
-
-        self.models = models
-        self.inputs = inputs
-        self.options = options
-        self.timer = timer or StageTimer()
-        self.emit = progress or _ignore
-        self.timeline: Timeline = plan_timeline(
-            inputs.num_video_frames, inputs.audio_frames, int(inputs.waveform.shape[0]), options.loop_mode
-        )
-        self.resolution = int(models.unet_config.resolution)
-        self.mask = mask_tensor(fixed_mask(self.resolution))
-        self.sampler = SamplerConfig(
-            num_inference_steps=options.inference_steps,
-            guidance_scale=float(options.guidance_scale),
-            deep_cache=options.deep_cache,
-        )
-        self.track = FaceTrack(
-            detector,
-            FaceAligner(self.resolution),
-            inputs.num_video_frames,
-            on_no_face=options.on_no_face,
-            timer=self.timer,
-        )
-        self.chunks_total = -(-self.timeline.num_frames // CHUNK_FRAMES)
-        self.frames_done = 0
-        self.frames_without_face = 0
-        self.decoded_frames = 0
-        self.first_pass_frames = min(self.timeline.num_frames, inputs.num_video_frames)
-        waveform = inputs.waveform
-        if self.timeline.pad_audio_to > waveform.shape[0]:
-            waveform = np.pad(waveform, (0, self.timeline.pad_audio_to - waveform.shape[0]))
-        #: The waveform the features are computed from (padded with silence in ``silence`` mode).
-        self.waveform = waveform
-        #: The output's sound track (16 kHz mono float32).
-        self.audio_track = waveform[: self.timeline.audio_samples]
-
-    # -- stages ----------------------------------------------------------------------------------------------
-
-    def audio_windows(self) -> AudioWindows:
-        """Whisper windows for every output frame: ``windows[frame_indices]`` -> ``(k, 50, C)`` (cut on demand)."""
-        encoder = self.models.audio_encoder
-        with self.timer("audio"), engine_errors("audio encoding"):
-            return AudioWindows(encoder.features(self.waveform), self.timeline.num_frames)
-
-    def frame_source(self) -> FrameSource:
-        """A decoder over the video's 25-fps frames, sized for this timeline: one chunk of frames when no
-        source frame is shown twice, a window for ping-pong/loop replays otherwise (see ``FrameSource``)."""
-        from lipsync.media.io import iter_frames_25fps
-
-        plan = self.inputs.frame_plan
-        window = 3 * CHUNK_FRAMES if self.timeline.repeats_video else CHUNK_FRAMES
-        return FrameSource(
-            str(self.inputs.video),
-            self.inputs.num_video_frames,
-            lambda path, start, count: iter_frames_25fps(
-                path, start_frame=start, max_frames=count, plan=plan
-            ),
-            cache_frames=window,
-            backward_block=min(2 * CHUNK_FRAMES, window),
-        )
-
-    def decode(self, source: FrameSource, chunk: Chunk) -> tuple[list[int], list[np.ndarray]]:
-        """The source frames shown in *chunk*, and their indices on the 25-fps source timeline."""
-        indices = self.timeline.source_indices(chunk.start, chunk.stop)
-        with self.timer("decode"):
-            frames = source.get(indices)
-        return indices, frames
-
-    def align(self, frames: list[np.ndarray], indices: list[int]) -> list[AlignedFace | None]:
-        """Detect (first visit) or re-warp (replay) each frame's face; None where there is none."""
-        aligned = self.track.align(frames, indices)
-        self._check_any_face()
-        return aligned
-
-    def sync_faces(
-        self,
-        chunk: Chunk,
-        frames: list[np.ndarray],
-        aligned: list[AlignedFace | None],
-        windows: AudioWindows,
-        init_noise: torch.Tensor,
-        generator: torch.Generator,
-    ) -> list[np.ndarray]:
-        """VAE encode -> sample -> VAE decode -> paste for the frames of *chunk* that have a face.
-
-        Frames without a face are left out of the U-Net batch (the chunk shrinks, which the U-Net supports)
-        and returned unchanged.
-        """
-        positions = [k for k, a in enumerate(aligned) if a is not None]
-        if not positions:
-            return list(frames)
-        faces_in = [a for a in aligned if a is not None]
-        models = self.models
-        self._event("vae_encode", chunk)
-        with self.timer("vae_encode"):
-            pixels = faces_to_pixels([a.face_rgb for a in faces_in])
-            latents = encode_latents(models.vae, pixels, self.mask, generator)
-        audio = windows[[chunk.start + k for k in positions]]
-        steps = self.options.inference_steps
-        total = self.timeline.num_frames
-
-        def on_step(step: int, _t: int, _latents: torch.Tensor) -> None:
-            self.emit(
-                ProgressEvent(
-                    "diffuse", self.frames_done, total, chunk.index, self.chunks_total, step + 1, steps
-                )
-            )
-
-        with self.timer("diffuse"):
-            sampled = denoise(models.unet, latents, audio, init_noise, self.sampler, on_step)
-        self._event("vae_decode", chunk)
-        with self.timer("vae_decode"):
-            faces = decode_faces(models.vae, sampled, latents, self.mask)
-        self._event("paste", chunk)
-        out = list(frames)
-        with self.timer("paste"):
-            pasted = paste_faces([frames[k] for k in positions], faces, faces_in)
-        for k, frame in zip(positions, pasted, strict=True):
-            out[k] = frame
-        return out
-
-    # -- driver ----------------------------------------------------------------------------------------------
-
-    def frames(self) -> Iterator[np.ndarray]:
-        """Run the chunk loop, yielding the output frames (RGB uint8, the video's size) in order."""
-        from lipsync.engine.sampler import prepare_init_noise
-
-        models = self.models
-        self._event("audio", None)
-        windows = self.audio_windows()
-        # One generator for the run, consumed as the reference consumes its global RNG after set_seed: the
-        # initial noise first (one (1, 4, 1, h, w) draw shared by every frame), then per chunk the
-        # masked-image and the reference VAE samples.
-        generator = torch.Generator(device=models.device).manual_seed(self.options.seed)
-        latent_hw = (self.resolution // models.vae.downsample_factor,) * 2
-        init_noise = prepare_init_noise(
-            latent_hw, 1, generator=generator, device=models.device, dtype=models.dtype
-        )
-        source = self.frame_source()
-        try:
-            for chunk in iter_chunks(self.timeline.num_frames):
-                self._event("decode", chunk)
-                indices, frames = self.decode(source, chunk)
-                self._event("detect", chunk)
-                aligned = self.align(frames, indices)
-                self.frames_without_face += sum(a is None for a in aligned)
-                out_frames = self.sync_faces(chunk, frames, aligned, windows, init_noise, generator)
-                self._event("encode", chunk)
-                yield from out_frames
-                self.frames_done = chunk.stop
-        finally:
-            self.decoded_frames = source.frames_decoded
-            source.close()
-
-    def _check_any_face(self) -> None:
-        """A video without any face fails as soon as its first pass is over (passthrough included)."""
-        if self.track.frames_seen >= self.first_pass_frames and self.track.faces_found == 0:
-            raise NoFaceDetected(
-                f"No face was found in any of the {self.first_pass_frames} frames of the video. Use a video "
-                "with a clearly visible face.",
-                frame_index=0,
-                timestamp_s=0.0,
-                field="video",
-            )
-
-    def _event(self, stage: str, chunk: Chunk | None) -> None:
-        self.emit(
-            ProgressEvent(
-                stage,
-                self.frames_done,
-                self.timeline.num_frames,
-                chunk.index if chunk else 0,
-                self.chunks_total,
-            )
+            decoded_frames=counters.decoded_frames,
         )

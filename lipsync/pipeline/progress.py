@@ -1,13 +1,18 @@
-"""Progress events and per-stage wall-clock accounting for a run."""
+"""Progress events and per-stage wall-clock accounting for a run.
+
+:class:`ProgressReporter` is the one place a run's events are made: the driver's stages report what they
+start, the consumer reports the frames it has written, and the reporter fills in the counts.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["STAGES", "ProgressCallback", "ProgressEvent", "StageTimer"]
+__all__ = ["STAGES", "ProgressCallback", "ProgressEvent", "ProgressReporter", "StageTimer"]
 
 #: Stage names in pipeline order (also the keys of ``RunResult.timings_ms``).
 STAGES: tuple[str, ...] = (
@@ -58,8 +63,69 @@ class ProgressEvent:
 
 
 _AFTER_DIFFUSION = frozenset({"vae_decode", "paste", "encode"})
+_BEFORE_DIFFUSION = frozenset({"decode", "detect", "align", "vae_encode"})
 
 ProgressCallback = Callable[[ProgressEvent], None]
+
+
+class ProgressReporter:
+    """Make a run's :class:`ProgressEvent` s and hand them to *callback*, serialised and monotonic.
+
+    Events may come from several threads (the threaded driver): the callback never runs on two at once, and
+    an event whose ``fraction`` would go backwards is dropped. With ``stages_run_ahead`` (threaded), events of
+    the stages before the U-Net for chunks past the one it is sampling are dropped too: those stages run
+    ahead, and the U-Net's steps, where the time goes, set the pace. A callback that raises
+    (``JobCancelled``) stops the run like any stage error.
+    """
+
+    def __init__(
+        self,
+        callback: ProgressCallback,
+        frames_total: int,
+        chunks_total: int,
+        *,
+        stages_run_ahead: bool = False,
+    ) -> None:
+        self._callback = callback
+        self.frames_total = frames_total
+        self.chunks_total = chunks_total
+        self._ahead = stages_run_ahead
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._frames_done = 0
+        self._diffusing = 0  # chunk the U-Net is on
+
+    @property
+    def frames_done(self) -> int:
+        return self._frames_done
+
+    def stage(self, stage: str, chunk: int = 0, step: int = 0, steps: int = 0) -> None:
+        """*stage* is starting on *chunk* (for ``diffuse``: has done *step* of *steps*)."""
+        with self._lock:
+            if stage == "diffuse":
+                self._diffusing = max(self._diffusing, chunk)
+            elif self._ahead and stage in _BEFORE_DIFFUSION and chunk > self._diffusing:
+                return
+            event = ProgressEvent(
+                stage, self._frames_done, self.frames_total, chunk, self.chunks_total, step, steps
+            )
+            fraction = event.fraction
+            if fraction < self._last:
+                return
+            self._last = fraction
+            self._callback(event)
+
+    def written(self, chunk: int, frames_done: int) -> None:
+        """The consumer is writing *chunk*; *frames_done* output frames were written before it."""
+        with self._lock:
+            self._frames_done = frames_done
+        self.stage("encode", chunk)
+
+    def done(self) -> None:
+        with self._lock:
+            self._frames_done = self.frames_total
+            self._last = 1.0
+            self._callback(ProgressEvent("done", self.frames_total, self.frames_total))
 
 
 @dataclass
@@ -67,6 +133,7 @@ class StageTimer:
     """Accumulates wall time per stage (milliseconds); ``with timer("diffuse"): ...``."""
 
     totals_ms: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -77,7 +144,8 @@ class StageTimer:
             self.add(stage, (time.perf_counter() - start) * 1000.0)
 
     def add(self, stage: str, ms: float) -> None:
-        self.totals_ms[stage] = self.totals_ms.get(stage, 0.0) + ms
+        with self._lock:  # the threaded driver's stages add from their own threads
+            self.totals_ms[stage] = self.totals_ms.get(stage, 0.0) + ms
 
     def snapshot(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.totals_ms.items()}

@@ -18,7 +18,7 @@ exits at its next channel operation (or sooner, if its work polls :attr:`StageRu
 are joined before :meth:`results` re-raises the original exception in the caller's thread.
 
 Threads and torch: each worker sets its own intra-op thread count (``Stage.torch_threads``) before its first
-op. Small torch ops in CPU stages must run single-threaded: with several OpenMP threads per stage on a busy
+op (after forcing torch's lazy per-thread initialisation, which would otherwise overwrite it). Small torch ops in CPU stages must run single-threaded: with several OpenMP threads per stage on a busy
 machine they get 10-20x slower (docs/faces.md). torch keeps one global default that new threads inherit, so
 the runner restores the caller's count when it is done.
 """
@@ -263,6 +263,10 @@ class StageRunner:
         stage = self.stages[index]
         inbox = self.channels[index - 1] if index > 0 else None
         outbox = self.channels[index]
+        # torch sets a new thread's OpenMP count lazily, on its first parallel op, from the process-wide value
+        # that the last set_num_threads() call (any thread's) left: without this first call the model stage
+        # would start computing with the count a media stage set (1), leaving the other cores idle.
+        torch.get_num_threads()
         torch.set_num_threads(stage.torch_threads or self._torch_threads)
         try:
             outputs = stage.fn(iter(inbox) if inbox is not None else None)

@@ -1,9 +1,9 @@
 """The stages one chunk goes through, as plain functions over explicit inputs.
 
-decode -> detect/align -> VAE encode -> sample -> VAE decode -> paste -> encode. The sequential pipeline
-(:mod:`lipsync.pipeline.lipsync`) calls them in order for each 16-frame chunk; a staged/threaded pipeline can
-run each on its own worker because none of them reaches for shared state except through its arguments
-(:class:`FaceTrack` holds the alignment state and must see the first pass over the video in order).
+decode -> detect/align -> VAE encode -> sample -> VAE decode -> paste -> encode. The driver
+(:mod:`lipsync.pipeline.driver`) calls them for each 16-frame chunk, inline or each on its own worker: none
+of them reaches for shared state except through its arguments (:class:`FaceTrack` holds the alignment state
+and must see the first pass over the video in order).
 
 Numerics follow LatentSync's ``LipsyncPipeline`` (LATENTSYNC.md §2.6-2.9): pixel values ``(x/255 - 0.5)/0.5``,
 the masked image ``pixels * mask`` (float64 mask, as the reference multiplies by its float64 mask tensor),
@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numpy.typing import NDArray
 
 from lipsync.engine.audio import AUDIO_FEAT_LENGTH, FEATURE_RATE
 from lipsync.engine.sampler import SamplerConfig, StepCallback, sample_chunk
@@ -29,6 +31,7 @@ from lipsync.engine.vae import VAE
 from lipsync.errors import EngineError, NoFaceDetected
 from lipsync.media.align import AlignedFace, FaceAligner, paste_back
 from lipsync.media.faces import FaceDetector
+from lipsync.pipeline.frames import Frame
 from lipsync.pipeline.progress import StageTimer
 from lipsync.pipeline.timeline import FPS
 
@@ -81,7 +84,7 @@ class FaceTrack:
     def frames_seen(self) -> int:
         return self._next_new
 
-    def align(self, frames: Sequence[np.ndarray], source_indices: Sequence[int]) -> list[AlignedFace | None]:
+    def align(self, frames: Sequence[Frame], source_indices: Sequence[int]) -> list[AlignedFace | None]:
         """Aligned faces for *frames* (the source frames at *source_indices*); None where there is no face."""
         out: list[AlignedFace | None] = []
         for frame, src in zip(frames, source_indices, strict=True):
@@ -93,7 +96,7 @@ class FaceTrack:
                 raise RuntimeError(f"source frame {src} reached before frame {self._next_new}")
         return out
 
-    def _first_visit(self, frame: np.ndarray, src: int) -> AlignedFace | None:
+    def _first_visit(self, frame: Frame, src: int) -> AlignedFace | None:
         self._next_new += 1
         with self.timer("detect"):
             face = self.detector.detect(frame)
@@ -116,7 +119,7 @@ class FaceTrack:
         self.faces_found += 1
         return aligned
 
-    def _rewarp(self, frame: np.ndarray, src: int) -> AlignedFace | None:
+    def _rewarp(self, frame: Frame, src: int) -> AlignedFace | None:
         if not self._has_face[src]:
             return None
         with self.timer("align"):
@@ -205,13 +208,16 @@ def engine_errors(stage: str) -> Iterator[None]:
         raise EngineError(f"the model failed during {stage}: {exc}") from exc
 
 
-def faces_to_pixels(faces: Sequence[np.ndarray]) -> torch.Tensor:
-    """(R, R, 3) uint8 crops -> ``(f, 3, R, R)`` float32 in [-1, 1] (the reference's ``/255``, normalise)."""
-    stacked = torch.from_numpy(np.stack([np.asarray(f) for f in faces])).permute(0, 3, 1, 2)
-    return (stacked / 255.0 - 0.5) / 0.5
+def faces_to_pixels(faces: Sequence[Frame], device: torch.device | None = None) -> torch.Tensor:
+    """(R, R, 3) uint8 crops -> ``(f, 3, R, R)`` float32 in [-1, 1] on *device* (the reference's ``/255``,
+    normalise). The crops cross to the device once, as uint8; the arithmetic runs there."""
+    stacked = torch.from_numpy(np.stack([np.asarray(f) for f in faces]))
+    if device is not None:
+        stacked = stacked.to(device)
+    return (stacked.permute(0, 3, 1, 2) / 255.0 - 0.5) / 0.5
 
 
-def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+def mask_tensor(mask: NDArray[Any]) -> torch.Tensor:
     """The (R, R) float64 keep-mask as ``(1, R, R)`` float64 (broadcasts over channels like the reference's)."""
     return torch.from_numpy(np.array(mask, dtype=np.float64))[None]  # a writable copy
 
@@ -275,8 +281,6 @@ def decode_faces(vae: VAE, sampled: torch.Tensor, latents: ChunkLatents, mask: t
     return combined.float().cpu()
 
 
-def paste_faces(
-    frames: Sequence[np.ndarray], faces: torch.Tensor, aligned: Sequence[AlignedFace]
-) -> list[np.ndarray]:
+def paste_faces(frames: Sequence[Frame], faces: torch.Tensor, aligned: Sequence[AlignedFace]) -> list[Frame]:
     """Inverse-warp each generated face into its frame (new arrays; the inputs are left untouched)."""
     return [paste_back(frame, face, a) for frame, face, a in zip(frames, faces, aligned, strict=True)]

@@ -16,6 +16,7 @@ any output frame without holding the frame list the reference builds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import get_args
 
@@ -23,11 +24,14 @@ from contracts import LoopMode
 
 __all__ = [
     "AUDIO_SAMPLES_PER_FRAME",
+    "CHUNK_FRAMES",
     "FPS",
     "LOOP_MODES",
     "SAMPLE_RATE",
+    "Chunk",
     "LoopMode",
     "Timeline",
+    "iter_chunks",
     "plan_timeline",
 ]
 
@@ -37,6 +41,26 @@ FPS = 25
 SAMPLE_RATE = 16_000
 #: 16 kHz audio samples per 25-fps video frame.
 AUDIO_SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640
+#: Frames per U-Net call (the reference's ``num_frames``); the last chunk may be shorter.
+CHUNK_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Output frames ``start .. stop-1`` (the reference's 16-frame grid)."""
+
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+def iter_chunks(num_frames: int, size: int = CHUNK_FRAMES) -> Iterator[Chunk]:
+    for index, start in enumerate(range(0, num_frames, size)):
+        yield Chunk(index, start, min(start + size, num_frames))
 
 
 @dataclass(frozen=True)

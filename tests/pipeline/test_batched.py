@@ -11,7 +11,7 @@ import pytest
 from lipsync import LipSync
 from lipsync.pipeline import ProgressEvent
 from lipsync.pipeline.batching import ChunkMemory, batch_for_memory
-from lipsync.pipeline.staged_job import StagedConfig, StagedRun
+from lipsync.pipeline.driver import DriverConfig
 from tests.pipeline.clips import face_clip, speech
 from tests.pipeline.test_staged import assert_all_ended, sequential_frames
 
@@ -36,7 +36,7 @@ def test_two_chunks_in_one_unet_call_match_one_at_a_time(
     events: list[ProgressEvent] = []
     job = lipsync.prepare(video, audio, progress=events.append, **STEPS)
     # The GPU layout (a worker per model stage; the U-Net's queue holds a whole batch) on the CPU.
-    run = StagedRun(job, StagedConfig(chunk_batch=2, model_threads=1, split_model=True))
+    run = job.drive(DriverConfig(chunk_batch=2, model_threads=1, split_model=True))
     got = list(run.frames())
     assert run.stats.unet_batches == [2, 1]
     assert_all_ended(run.runner)

@@ -1,6 +1,6 @@
-"""The staged pipeline: the runner's guarantees (order, error propagation, cancellation, bounded memory),
-then the lip-sync job on it: the same frames as the sequential loop, typed failures with every worker
-joined, and back-pressure from a slow encoder, counted rather than timed."""
+"""The driver: the runner's guarantees (order, error propagation, cancellation, bounded memory, per-stage
+torch threads), then the lip-sync job on it: the threaded mode gives the inline mode's frames, typed failures
+with every worker joined, and back-pressure from a slow encoder, counted rather than timed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import torch
 from lipsync import LipSync
 from lipsync.errors import InputError, JobCancelled, NoFaceDetected
 from lipsync.pipeline import ProgressEvent
-from lipsync.pipeline.lipsync import Job
+from lipsync.pipeline.driver import DriverConfig, RunCounters
 from lipsync.pipeline.staged import Stage, StageRunner
-from lipsync.pipeline.staged_job import StagedConfig, StagedRun, crops_to_pixels
 from lipsync.pipeline.stages import faces_to_pixels
 from tests.pipeline.clips import face_clip, inspect_output, psnr, speech
 
@@ -31,7 +30,7 @@ FAST: dict[str, Any] = {"inference_steps": 1, "guidance_scale": 1.0}
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Some torch CPU kernels round differently with another intra-op thread count; equality tests run the
-    sequential loop with the same single thread the staged pipeline gives its stages."""
+    inline mode with the same single thread the threaded mode gives its stages."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -40,16 +39,17 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def assert_all_ended(runner: StageRunner) -> None:
-    assert runner.threads, "the runner never started"
+def assert_all_ended(runner: StageRunner | None) -> None:
+    assert runner is not None and runner.threads, "the runner never started"
     for thread in runner.threads:
         thread.join(DEADLINE_S)
         assert not thread.is_alive(), f"worker {thread.name} is still running"
 
 
-def wait_until_stalled(runner: StageRunner) -> None:
+def wait_until_stalled(runner: StageRunner | None) -> None:
     """With the consumer stalled, wait until every worker is blocked on a full queue, from the last one back:
     once the stage after a queue is blocked for good, a producer blocked on that queue is blocked for good."""
+    assert runner is not None
     for channel in reversed(runner.channels):
         assert channel.wait_for_blocked_put(DEADLINE_S), f"the producer into {channel.name!r} never blocked"
 
@@ -145,6 +145,29 @@ def test_a_slow_consumer_stalls_the_source_within_the_bound() -> None:
     assert_all_ended(runner)
 
 
+def test_each_stage_computes_with_its_own_torch_thread_count() -> None:
+    # torch initialises a thread's OpenMP count lazily, from the process-wide value the last
+    # set_num_threads() left: the 2-thread stage must keep its 2 after a 1-thread stage has set 1.
+    others_set = threading.Event()
+    seen: list[int] = []
+
+    def model(_: Any) -> Iterator[int]:
+        assert others_set.wait(DEADLINE_S)
+        torch.ones(1 << 16).sum()  # a first parallel op on this thread
+        seen.append(torch.get_num_threads())
+        yield 1
+
+    def media(items: Iterator[int]) -> Iterator[int]:
+        others_set.set()
+        seen.append(torch.get_num_threads())
+        yield from items
+
+    runner = StageRunner([Stage("model", model, torch_threads=2), Stage("media", media, torch_threads=1)])
+    assert list(runner.results()) == [1]
+    assert sorted(seen) == [1, 2]
+    assert_all_ended(runner)
+
+
 # --- the lip-sync job ----------------------------------------------------------------------------------------
 
 
@@ -162,25 +185,33 @@ def replay_clip(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> tu
     return video, speech(media_dir, tmp / "a13.wav", 1.3)
 
 
-def sequential_frames(ls: LipSync, video: Path, audio: Path, **options: Any) -> tuple[list[np.ndarray], Job]:
-    job = ls.prepare(video, audio, **options)
+def sequential_frames(
+    ls: LipSync, video: Path, audio: Path, **options: Any
+) -> tuple[list[np.ndarray], RunCounters]:
+    """The inline mode's frames and counters (one torch thread, as the threaded mode's stages here)."""
+    run = ls.prepare(video, audio, **options).drive(DriverConfig(mode="inline"))
     with torch_threads(1):
-        return list(job.frames()), job
+        return list(run.frames()), run.counters
 
 
-def test_crops_go_to_the_device_as_the_sequential_pixels() -> None:
+def test_crops_go_to_the_device_as_the_reference_pixels() -> None:
     crops = [np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8) for i in range(3)]
-    assert torch.equal(crops_to_pixels(crops, torch.device("cpu")), faces_to_pixels(crops))
+    # The reference's arithmetic (torch promotes uint8 / 255.0 to float32), step by step in numpy.
+    x = np.stack(crops).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    want = (x - np.float32(0.5)) / np.float32(0.5)
+    assert np.array_equal(faces_to_pixels(crops, torch.device("cpu")).numpy(), want)
+    assert torch.equal(faces_to_pixels(crops, torch.device("cpu")), faces_to_pixels(crops))
 
 
 @pytest.mark.parametrize("split_model", [False, True], ids=["cpu-layout", "gpu-layout"])
-def test_staged_frames_are_the_sequential_frames(
+def test_threaded_frames_are_the_inline_frames(
     lipsync: LipSync, replay_clip: tuple[Path, Path], split_model: bool
 ) -> None:
     video, audio = replay_clip
-    want, seq_job = sequential_frames(lipsync, video, audio, **FAST)
+    want, inline_counts = sequential_frames(lipsync, video, audio, **FAST)
     job = lipsync.prepare(video, audio, **FAST)
-    run = StagedRun(job, StagedConfig(chunk_batch=1, model_threads=1, split_model=split_model))
+    run = job.drive(DriverConfig(chunk_batch=1, model_threads=1, split_model=split_model))
+    assert run.runner is not None
     workers = [stage.name for stage in run.runner.stages]
     model = ["vae_encode", "diffuse", "vae_decode"] if split_model else ["model"]
     assert workers == ["decode", "align", *model, "paste"]
@@ -188,11 +219,9 @@ def test_staged_frames_are_the_sequential_frames(
     assert len(got) == len(want) == 34
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         assert np.array_equal(a, b), f"frame {i} differs"
-    assert (job.frames_without_face, job.decoded_frames) == (
-        seq_job.frames_without_face,
-        seq_job.decoded_frames,
-    )
-    assert job.frames_without_face == 10 + 10  # each pass over frames 4-13 (the 2-frame tail has faces)
+    assert run.counters == inline_counts
+    assert run.counters.frames_without_face == 10 + 10  # each pass over frames 4-13 (the tail has faces)
+    assert run.counters.frames_done == 34
     assert run.stats.unet_batches == [1, 1, 1]
     assert_all_ended(run.runner)
 
@@ -231,17 +260,31 @@ def test_no_face_in_a_later_chunk_fails_the_job_and_joins_every_worker(
     job = lipsync.prepare(
         video, audio, on_no_face="fail", loop_mode="cut_off", progress=events.append, **FAST
     )
-    run = StagedRun(job)
+    run = job.drive()
     got = []
     with pytest.raises(NoFaceDetected) as err:
         for frame in run.frames():
             got.append(frame)
     assert err.value.frame_index == 35 and "frame 35 (1.40 s)" in str(err.value)
-    assert run.runner.failed_stage == "align"
+    assert run.runner is not None and run.runner.failed_stage == "align"
     assert_all_ended(run.runner)
     assert len(got) <= 32  # nothing of chunk 2 or later came out
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions)
+
+
+def test_inline_mode_fails_with_the_stage_error_and_closes_the_decoder(
+    lipsync: LipSync, replay_clip: tuple[Path, Path]
+) -> None:
+    video, audio = replay_clip  # no face in frames 4-13: the first chunk fails at frame 4
+    run = lipsync.prepare(video, audio, on_no_face="fail", **FAST).drive(DriverConfig(mode="inline"))
+    with pytest.raises(NoFaceDetected) as err:
+        list(run.frames())
+    assert err.value.frame_index == 4
+    assert run.runner is None
+    # The decode stage's cleanup ran (it records what it decoded when it closes): the first chunk's frames.
+    assert run.counters.decoded_frames == 16
+    assert run.counters.frames_done == 0
 
 
 def test_cancelling_during_diffusion_stops_every_worker(
@@ -254,10 +297,12 @@ def test_cancelling_during_diffusion_stops_every_worker(
             raise JobCancelled("cancelled by the test")
 
     job = lipsync.prepare(video, audio, progress=cancel_on_diffusion, **FAST)
-    run = StagedRun(job)
+    run = job.drive()
     with pytest.raises(JobCancelled):
         list(run.frames())
-    assert run.runner.failed_stage == "model"  # VAE encode, U-Net, VAE decode share a worker on the CPU
+    assert (
+        run.runner is not None and run.runner.failed_stage == "model"
+    )  # VAE encode, U-Net, VAE decode share a worker on the CPU
     assert_all_ended(run.runner)
     with pytest.raises(JobCancelled):  # through LipSync.run: no output, no partial file
         lipsync.run(video, audio, tmp_path / "o.mp4", progress=cancel_on_diffusion, **FAST)
@@ -272,15 +317,15 @@ def test_a_slow_encoder_stalls_decoding_with_bounded_frames_in_flight(
     video = face_clip(media_dir, tmp_path / "v20.mp4", frames=20, no_face=range(1, 20))
     audio = speech(media_dir, tmp_path / "a.wav", 9.5, speaker="demo2")
     job = lipsync.prepare(video, audio, **FAST)
-    run = StagedRun(job, StagedConfig(chunk_batch=1, queue_chunks=1))
+    run = job.drive(DriverConfig(chunk_batch=1, queue_chunks=1))
     runner = run.runner
-    assert job.chunks_total == 15 > run.in_flight_bound
+    assert job.plan.chunks_total == 15 > run.in_flight_bound
     frames = run.frames()
     first = next(frames)  # the encoder takes one frame, then stalls
     wait_until_stalled(runner)
     # Every queue full, every stage holding one chunk, the encoder one: decoding stopped there.
     assert runner.in_flight == run.in_flight_bound
-    assert job.frames_done == 0
+    assert run.counters.frames_done == 0
     rest = list(frames)
     assert len(rest) + 1 == job.timeline.num_frames
     assert first.shape == (640, 480, 3)

@@ -1,10 +1,12 @@
-"""Throughput settings of a :class:`~lipsync.LipSync` and the engine preparation they imply.
+"""Throughput settings of a :class:`~lipsync.LipSync` and what they imply: the models prepared for jobs,
+the chunk batch, and the driver's mode and thread counts (chosen from the device and the core count).
 
     LipSync(pipeline="staged", chunk_batch="auto", compile=False, channels_last=False, preset="veryfast")
 
-``pipeline``      ``"staged"`` (default): every stage on its own thread with bounded queues, so decoding, face
-                  alignment, paste-back and encoding overlap the model (:mod:`lipsync.pipeline.staged_job`);
-                  ``"sequential"``: one chunk at a time through every stage (``Job.frames``). Same frames.
+``pipeline``      ``"staged"`` (default): the driver's threaded mode, every stage on its own thread with bounded
+                  queues, so decoding, face alignment, paste-back and encoding overlap the model;
+                  ``"sequential"``: its inline mode, one chunk at a time through every stage on the caller's
+                  thread (:mod:`lipsync.pipeline.driver`). Same frames.
 ``chunk_batch``   16-frame chunks per U-Net call: ``"auto"`` (1 on CPU; on CUDA what fits in free memory, at
                   most 4, :mod:`lipsync.pipeline.batching`) or a number. 1 is the reference's call pattern;
                   more gives the same numbers up to float rounding.
@@ -19,11 +21,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import os
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-import numpy as np
+import torch
 
 from lipsync.errors import InputError
 from lipsync.pipeline.batching import (
@@ -35,14 +37,23 @@ from lipsync.pipeline.batching import (
     free_device_memory,
     measure_chunk_memory,
 )
+from lipsync.pipeline.driver import DriverConfig
 
 if TYPE_CHECKING:
     from lipsync.engine.unet import LatentSyncUNet
     from lipsync.engine.weights import EngineModels
-    from lipsync.pipeline.lipsync import Job
-    from lipsync.pipeline.staged_job import StagedRun
+    from lipsync.pipeline.options import RunOptions
 
-__all__ = ["DEFAULT_PRESET", "PIPELINES", "X264_PRESETS", "EngineTuning", "PipelineKind", "ThroughputOptions"]
+__all__ = [
+    "DEFAULT_PRESET",
+    "PIPELINES",
+    "X264_PRESETS",
+    "EngineTuning",
+    "PipelineKind",
+    "ThreadPlan",
+    "ThroughputOptions",
+    "plan_threads",
+]
 
 PipelineKind = Literal["staged", "sequential"]
 PIPELINES: tuple[PipelineKind, ...] = ("staged", "sequential")
@@ -98,7 +109,7 @@ class ThroughputOptions:
 
 @dataclass
 class EngineTuning:
-    """What a :class:`~lipsync.LipSync` does to its models for speed, and how it runs a job's frames.
+    """What a :class:`~lipsync.LipSync` does to its models for speed, and how its driver is configured.
 
     The loaded models are not changed (they may be shared), except with ``channels_last``, which re-lays out
     the VAE's weights in place: :meth:`job_models` returns the models jobs run with (the same object, or a
@@ -108,8 +119,6 @@ class EngineTuning:
     options: ThroughputOptions = field(default_factory=ThroughputOptions)
     _memory: dict[tuple[object, ...], ChunkMemory] = field(default_factory=dict)
     _job_models: dict[int, EngineModels] = field(default_factory=dict)
-    #: The StagedRun of the last staged job (its stats: batches, queue use, chunks in flight).
-    last_run: StagedRun | None = None
 
     def job_models(self, models: EngineModels) -> EngineModels:
         """*models* as jobs should run them: ``channels_last`` applied, the U-Net compiled if asked."""
@@ -163,22 +172,41 @@ class EngineTuning:
             free_device_memory(models.device), memory, max_batch=self.options.max_auto_chunk_batch
         )
 
-    def frames(self, job: Job) -> Generator[np.ndarray, None, None]:
-        """The job's output frames through the configured pipeline (a generator: close it when done). The job
-        should have been built with :meth:`job_models`."""
-        if self.options.pipeline == "sequential":
-            return cast("Generator[np.ndarray, None, None]", job.frames())  # a generator function
+    def driver_config(self, models: EngineModels, options: RunOptions) -> DriverConfig:
+        """The driver settings for a job with these models and run options: the mode from ``pipeline``, the
+        chunk batch, and the thread counts from the device and the core count (:func:`plan_threads`)."""
         from lipsync.engine.compile import CompiledUNet
-        from lipsync.pipeline.staged_job import StagedConfig, StagedRun
 
-        models = job.models
-        k = self.chunk_batch(
-            models, do_cfg=job.options.do_classifier_free_guidance, deep_cache=job.options.deep_cache
-        )
-        config = StagedConfig(
-            chunk_batch=k,
+        threads = plan_threads(models.device)
+        return DriverConfig(
+            mode="threaded" if self.options.pipeline == "staged" else "inline",
+            chunk_batch=self.chunk_batch(
+                models, do_cfg=options.do_classifier_free_guidance, deep_cache=options.deep_cache
+            ),
             queue_chunks=self.options.queue_chunks,
+            media_threads=threads.media,
+            model_threads=threads.model,
             no_recompile=isinstance(models.unet, CompiledUNet),
         )
-        self.last_run = StagedRun(job, config)
-        return self.last_run.frames()
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """torch intra-op threads for the model stages and for each media stage of the threaded driver."""
+
+    model: int
+    media: int
+
+
+def plan_threads(device: torch.device, cores: int | None = None) -> ThreadPlan:
+    """Thread counts from the device and the cores this process may use.
+
+    On CUDA the model stages only launch kernels: one thread each. On a CPU device the U-Net is nearly all
+    the work, so it gets every core (capped by the caller's ``torch.set_num_threads``); the media stages (decode, align, paste) run single-threaded beside it
+    (their torch ops are small: several OpenMP threads each only make them wait on one another).
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cuda":
+        return ThreadPlan(model=1, media=1)
+    return ThreadPlan(model=max(1, min(cores, torch.get_num_threads())), media=1)
