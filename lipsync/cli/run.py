@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,11 @@ def run(
     """
     from lipsync.errors import LipsyncError
 
+    if not quiet:  # the one line saying, before the work starts, how many frames and (on a CPU) how long
+        plan_log = logging.getLogger("lipsync.run")
+        plan_log.setLevel(logging.INFO)
+        if not any(isinstance(h, _EchoHandler) for h in plan_log.handlers):
+            plan_log.addHandler(_EchoHandler())
     try:
         video_path = _one_of(video, video_opt, "video")
         audio_path = _one_of(audio, audio_opt, "audio")
@@ -168,6 +174,13 @@ def _one_of(positional: Path | None, option: Path | None, name: str) -> Path:
     if path is None:
         raise InputError(f"missing the {name} input (argument or --{name})", field=name)
     return path
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as plain lines on stderr (the pipeline's INFO line about the run ahead)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(record.getMessage(), err=True)
 
 
 class _ProgressBar:

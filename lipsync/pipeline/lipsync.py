@@ -12,6 +12,7 @@ per-frame scalars (the alignment matrices) and the audio features grow with the 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lipsync.errors import InputError
 from lipsync.media.faces.base import FaceFilter
 from lipsync.media.faces.registry import DEFAULT_DETECTOR, DETECTOR_NAMES, get_detector_spec
 from lipsync.pipeline.driver import Job
+from lipsync.pipeline.estimate import describe_plan
 from lipsync.pipeline.inputs import CheckedInputs, check_inputs
 from lipsync.pipeline.options import RunOptions, resolve_options
 from lipsync.pipeline.progress import ProgressCallback, ProgressEvent, StageTimer
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from lipsync.media.io import MediaLimits
 
 __all__ = ["VERSIONS", "LipSync", "RunResult"]
+
+#: One INFO line per run before it starts: what will be generated and, on a CPU, about how long it takes.
+log = logging.getLogger("lipsync.run")
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,14 @@ class LipSync:
                 self.load()
         assert self.models is not None and self.detector is not None
         models = self.tuning.job_models(self.models)
-        return Job(models, self.detector, inputs, options, timer=timer, progress=progress)
+        job = Job(models, self.detector, inputs, options, timer=timer, progress=progress)
+        log.info(
+            "%s",
+            describe_plan(
+                job.plan.num_frames, options, device=str(self.models.device), tiny=bool(self.models.tiny)
+            ),
+        )
+        return job
 
     def run(
         self,

@@ -99,6 +99,33 @@ def test_30fps_clip_with_video_and_audio_options(
     print(f"30 fps clip: PSNR outside the face {min(values):.2f}..{max(values):.2f} dB")
 
 
+def test_run_says_up_front_how_many_frames_and_about_how_long(
+    runner: CliRunner, weights: Path, media_dir: Path, tmp_path: Path
+) -> None:
+    video = face_clip(media_dir, tmp_path / "v.mp4", frames=8)
+    audio = speech(media_dir, tmp_path / "speech.wav", 0.3)
+    base = ["run", str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--weights-dir", str(weights)]
+    flags = [
+        "--version",
+        "1.5",
+        "--face-detector",
+        "mediapipe",
+        "--device",
+        "cpu",
+        "--steps",
+        "10",
+        "--guidance",
+        "1.5",
+    ]
+    result = runner.invoke(app, [*base, *flags])
+    assert result.exit_code == 0, result.output
+    # 9 frames planned for 0.3 s of speech (the last one partly past it) x 10 steps x 2 (guidance) x 0.2 s
+    assert (
+        "9 output frames (0.36 s at 25 fps), 10 steps, guidance on (2 U-Net passes per step), on cpu: "
+        "about 36 s on a 2-core CPU with development (tiny) weights" in result.output
+    )
+
+
 def test_duration_previews_the_first_seconds_of_the_audio(
     runner: CliRunner, weights: Path, media_dir: Path, tmp_path: Path
 ) -> None:
