@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -144,6 +145,8 @@ def run(
     typer.echo(
         f"wrote {result.out} ({result.frames} frames, {result.duration_s:.2f} s) in {result.wall_s:.1f} s{note}"
     )
+    if result.face.get("mode") != "largest" or "fallback" in result.face:
+        typer.echo(f"face: {json.dumps(result.face)}")
 
 
 def _first_seconds(audio: Path, seconds: float, stack: contextlib.ExitStack) -> Path:

@@ -36,6 +36,7 @@ import torch
 from lipsync.engine.sampler import ChunkInputs, SamplerConfig, StepCallback, prepare_init_noise, sample_chunks
 from lipsync.errors import NoFaceDetected
 from lipsync.media.align import FaceAligner
+from lipsync.media.faces.selection import FaceSelection
 from lipsync.media.mask import fixed_mask
 from lipsync.pipeline.frames import Frame, FrameSource
 from lipsync.pipeline.gpu_timer import GpuTimer
@@ -98,8 +99,13 @@ class Job:
         *,
         timer: StageTimer | None = None,
         progress: ProgressCallback | None = None,
+        selection: FaceSelection | None = None,
     ) -> None:
         self.models = models
+        #: What the ``face`` option chose and how (``{"mode": "largest"}`` for the reference's choice).
+        self.face_summary: dict[str, Any] = (
+            selection.summary if selection is not None else {"mode": "largest"}
+        )
         self.inputs = inputs
         self.options = options
         self.timer = timer or StageTimer()
@@ -118,6 +124,7 @@ class Job:
             inputs.num_video_frames,
             on_no_face=options.on_no_face,
             timer=self.timer,
+            selection=selection,
         )
 
     @property

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +34,7 @@ from lipsync.pipeline.tuning import DEFAULT_PRESET, EngineTuning, PipelineKind, 
 if TYPE_CHECKING:
     from lipsync.engine.weights import EngineModels
     from lipsync.media.faces import FaceDetector
+    from lipsync.media.faces.selection import FaceSelection
     from lipsync.media.io import MediaLimits
 
 __all__ = ["VERSIONS", "LipSync", "RunResult"]
@@ -56,6 +57,8 @@ class RunResult:
     chunks: int = 0
     source_frames: int = 0
     decoded_frames: int = 0
+    #: Which face was synced and how (the ``face`` option: mode, track, score for auto, or the fallback).
+    face: dict[str, Any] = field(default_factory=lambda: {"mode": "largest"})
 
     def ms_per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
@@ -211,7 +214,11 @@ class LipSync:
                 self.load()
         assert self.models is not None and self.detector is not None
         models = self.tuning.job_models(self.models)
-        job = Job(models, self.detector, inputs, options, timer=timer, progress=progress)
+        selection = None
+        if options.face != "largest":  # point / boxes / auto: one pass over the video decides (docs/faces.md)
+            with timer("detect"):
+                selection = _face_selection(options, inputs, self.detector)
+        job = Job(models, self.detector, inputs, options, timer=timer, progress=progress, selection=selection)
         log.info(
             "%s",
             describe_plan(
@@ -274,4 +281,22 @@ class LipSync:
             chunks=job.plan.chunks_total,
             source_frames=inputs.num_video_frames,
             decoded_frames=counters.decoded_frames,
+            face=job.face_summary,
         )
+
+
+def _face_selection(options: RunOptions, inputs: CheckedInputs, detector: FaceDetector) -> FaceSelection:
+    """Resolve the ``face`` option for these inputs (a pass over the video for a point or auto)."""
+    from lipsync.media.faces.selection import prepare_selection
+    from lipsync.media.io import iter_frames_25fps, load_audio_16k
+
+    def original_audio() -> Any:  # the video's own sound track: whose voice it is decides "auto"
+        return load_audio_16k(inputs.video, field="video") if inputs.video_info.has_audio else None
+
+    return prepare_selection(
+        options.face,
+        num_frames=inputs.num_video_frames,
+        frames=lambda: iter_frames_25fps(inputs.video, plan=inputs.frame_plan),
+        detector=detector,
+        original_audio=original_audio,
+    )

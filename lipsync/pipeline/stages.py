@@ -31,6 +31,7 @@ from lipsync.engine.vae import VAE
 from lipsync.errors import EngineError, NoFaceDetected
 from lipsync.media.align import AlignedFace, FaceAligner, paste_back
 from lipsync.media.faces import FaceDetector
+from lipsync.media.faces.selection import FaceSelection
 from lipsync.pipeline.frames import Frame
 from lipsync.pipeline.progress import StageTimer
 from lipsync.pipeline.timeline import FPS
@@ -69,8 +70,11 @@ class FaceTrack:
         *,
         on_no_face: str = "passthrough",
         timer: StageTimer | None = None,
+        selection: FaceSelection | None = None,
     ) -> None:
         self.detector = detector
+        #: The ``face`` option's choice (which face of each source frame); None: the largest (reference).
+        self.selection = selection
         self.aligner = aligner
         self.on_no_face = on_no_face
         self.timer = timer or StageTimer()
@@ -99,7 +103,11 @@ class FaceTrack:
     def _first_visit(self, frame: Frame, src: int) -> AlignedFace | None:
         self._next_new += 1
         with self.timer("detect"):
-            face = self.detector.detect(frame)
+            face = (
+                self.detector.detect(frame)
+                if self.selection is None
+                else self.selection.face(src, frame, self.detector)
+            )
         if face is None:
             if self.on_no_face == "fail":
                 raise NoFaceDetected(

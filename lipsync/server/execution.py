@@ -219,6 +219,9 @@ class JobExecutor:
                 started = time.monotonic()
                 result = await self._run_engine(engine, video, audio, out, job.options, state)
                 timings = {"inference": round((time.monotonic() - started) * 1000), **_stage_timings(result)}
+                face = getattr(result, "face", None)
+                if face and face != {"mode": "largest"}:  # the face option's choice, for the server log
+                    log.info("job %s: face %s", job.id, face)
                 if state.cancel.is_set():
                     raise JobCancelled("cancelled")
                 if not out.is_file() or out.stat().st_size == 0:
