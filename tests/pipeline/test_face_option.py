@@ -28,6 +28,15 @@ def two_people(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return write_clip(path, frames, audio=original_voice(media_dir, "demo1", FRAMES))
 
 
+def _sync_two_people(video: Path, media_dir: Path, tmp_path: Path, models, detector, **face: object):  # type: ignore[no-untyped-def]
+    """Run the two-person clip (with demo2's speech, 1.2 s); the result and the halves' PSNR."""
+    audio = speech(media_dir, tmp_path / "speech.wav", 1.2, speaker="demo2")
+    out = tmp_path / "out.mp4"
+    with LipSync(models=models, detector=detector, version="1.5") as ls:
+        result = ls.run(video, audio, out, **face, **FAST)
+    return result, _halves_changed(out, video)
+
+
 def _halves_changed(out: Path, video: Path) -> tuple[float, float]:
     """PSNR (dB) of the output against the input on the left and the right half (lower: changed more)."""
     got = np.stack(list(decode_frames(out)))
@@ -51,11 +60,9 @@ def test_only_the_chosen_person_is_synced(
     tiny_models,  # type: ignore[no-untyped-def]
     mediapipe_detector,  # type: ignore[no-untyped-def]
 ) -> None:
-    audio = speech(media_dir, tmp_path / "speech.wav", 1.2, speaker="demo2")
-    out = tmp_path / "out.mp4"
-    with LipSync(models=tiny_models, detector=mediapipe_detector, version="1.5") as ls:
-        result = ls.run(two_people, audio, out, face=face, **FAST)
-    left, right = _halves_changed(out, two_people)
+    result, (left, right) = _sync_two_people(
+        two_people, media_dir, tmp_path, tiny_models, mediapipe_detector, face=face
+    )
     changed, kept = (left, right) if synced == "left" else (right, left)
     assert kept > 40 and changed < kept - 5, (left, right)
     if face == {"auto": True}:
@@ -73,11 +80,7 @@ def test_the_reference_choice_jumps_between_the_two_people(
 ) -> None:
     """Why the option exists: "largest" frame by frame picks one face here and the other face there (their
     sizes are close), so both halves of the picture get regenerated mouths."""
-    audio = speech(media_dir, tmp_path / "speech.wav", 1.2, speaker="demo2")
-    out = tmp_path / "out.mp4"
-    with LipSync(models=tiny_models, detector=mediapipe_detector, version="1.5") as ls:
-        result = ls.run(two_people, audio, out, **FAST)
-    left, right = _halves_changed(out, two_people)
+    result, (left, right) = _sync_two_people(two_people, media_dir, tmp_path, tiny_models, mediapipe_detector)
     assert left < 40 and right < 40, (left, right)
     assert result.face == {"mode": "largest"}
 
