@@ -6,7 +6,9 @@ regenerated (changed), the other person's half of the picture is left as it was 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,13 +30,30 @@ def two_people(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return write_clip(path, frames, audio=original_voice(media_dir, "demo1", FRAMES))
 
 
-def _sync_two_people(video: Path, media_dir: Path, tmp_path: Path, models, detector, **face: object):  # type: ignore[no-untyped-def]
-    """Run the two-person clip (with demo2's speech, 1.2 s); the result and the halves' PSNR."""
-    audio = speech(media_dir, tmp_path / "speech.wav", 1.2, speaker="demo2")
-    out = tmp_path / "out.mp4"
-    with LipSync(models=models, detector=detector, version="1.5") as ls:
-        result = ls.run(video, audio, out, **face, **FAST)
-    return result, _halves_changed(out, video)
+@dataclass
+class Rig:
+    """The two-person clip and what runs it (tiny 1.5 models, MediaPipe)."""
+
+    video: Path
+    media_dir: Path
+    models: Any
+    detector: Any
+
+    def lipsync(self) -> LipSync:
+        return LipSync(models=self.models, detector=self.detector, version="1.5")
+
+    def sync(self, tmp_path: Path, **face: object) -> tuple[Any, tuple[float, float]]:
+        """Run it with demo2's speech (1.2 s); the result and the halves' PSNR."""
+        audio = speech(self.media_dir, tmp_path / "speech.wav", 1.2, speaker="demo2")
+        out = tmp_path / "out.mp4"
+        with self.lipsync() as ls:
+            result = ls.run(self.video, audio, out, **face, **FAST)
+        return result, _halves_changed(out, self.video)
+
+
+@pytest.fixture(scope="module")
+def rig(two_people: Path, media_dir: Path, tiny_models: Any, mediapipe_detector: Any) -> Rig:
+    return Rig(two_people, media_dir, tiny_models, mediapipe_detector)
 
 
 def _halves_changed(out: Path, video: Path) -> tuple[float, float]:
@@ -51,18 +70,8 @@ def _halves_changed(out: Path, video: Path) -> tuple[float, float]:
         ({"point": [0.75, 0.5], "time": 1.0}, "right"),
     ],
 )
-def test_only_the_chosen_person_is_synced(
-    face: object,
-    synced: str,
-    two_people: Path,
-    media_dir: Path,
-    tmp_path: Path,
-    tiny_models,  # type: ignore[no-untyped-def]
-    mediapipe_detector,  # type: ignore[no-untyped-def]
-) -> None:
-    result, (left, right) = _sync_two_people(
-        two_people, media_dir, tmp_path, tiny_models, mediapipe_detector, face=face
-    )
+def test_only_the_chosen_person_is_synced(face: object, synced: str, rig: Rig, tmp_path: Path) -> None:
+    result, (left, right) = rig.sync(tmp_path, face=face)
     changed, kept = (left, right) if synced == "left" else (right, left)
     assert kept > 40 and changed < kept - 5, (left, right)
     if face == {"auto": True}:
@@ -71,33 +80,21 @@ def test_only_the_chosen_person_is_synced(
         assert result.face["mode"] == "point"
 
 
-def test_the_reference_choice_jumps_between_the_two_people(
-    two_people: Path,
-    media_dir: Path,
-    tmp_path: Path,
-    tiny_models,  # type: ignore[no-untyped-def]
-    mediapipe_detector,  # type: ignore[no-untyped-def]
-) -> None:
+def test_the_reference_choice_jumps_between_the_two_people(rig: Rig, tmp_path: Path) -> None:
     """Why the option exists: "largest" frame by frame picks one face here and the other face there (their
     sizes are close), so both halves of the picture get regenerated mouths."""
-    result, (left, right) = _sync_two_people(two_people, media_dir, tmp_path, tiny_models, mediapipe_detector)
+    result, (left, right) = rig.sync(tmp_path)
     assert left < 40 and right < 40, (left, right)
     assert result.face == {"mode": "largest"}
 
 
-def test_a_point_on_no_face_fails_before_the_run_naming_the_frame(
-    two_people: Path,
-    media_dir: Path,
-    tmp_path: Path,
-    tiny_models,  # type: ignore[no-untyped-def]
-    mediapipe_detector,  # type: ignore[no-untyped-def]
-) -> None:
-    audio = speech(media_dir, tmp_path / "speech.wav", 0.5)
+def test_a_point_on_no_face_fails_before_the_run_naming_the_frame(rig: Rig, tmp_path: Path) -> None:
+    audio = speech(rig.media_dir, tmp_path / "speech.wav", 0.5)
     with (
-        LipSync(models=tiny_models, detector=mediapipe_detector, version="1.5") as ls,
+        rig.lipsync() as ls,
         pytest.raises(InputError, match=r"is on no face in frame 25 \(1\.00 s\)") as err,
     ):
-        ls.run(two_people, audio, tmp_path / "out.mp4", face={"point": [0.5, 0.02], "time": 1.0}, **FAST)
+        ls.run(rig.video, audio, tmp_path / "out.mp4", face={"point": [0.5, 0.02], "time": 1.0}, **FAST)
     assert err.value.field == "face.point"
     assert not (tmp_path / "out.mp4").exists()
 
