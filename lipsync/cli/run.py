@@ -97,11 +97,13 @@ def run(
     """
     from lipsync.errors import LipsyncError
 
-    if not quiet:  # the one line saying, before the work starts, how many frames and (on a CPU) how long
-        plan_log = logging.getLogger("lipsync.run")
+    # The one line saying, before the work starts, how many frames and (on a CPU) about how long; for this
+    # run only (the handler goes when it ends, so in-process callers are left as they were).
+    plan_log = logging.getLogger("lipsync.run")
+    echo = _EchoHandler()
+    if not quiet:
         plan_log.setLevel(logging.INFO)
-        if not any(isinstance(h, _EchoHandler) for h in plan_log.handlers):
-            plan_log.addHandler(_EchoHandler())
+        plan_log.addHandler(echo)
     try:
         video_path = _one_of(video, video_opt, "video")
         audio_path = _one_of(audio, audio_opt, "audio")
@@ -137,6 +139,8 @@ def run(
     except KeyboardInterrupt:
         typer.echo("error: cancelled: interrupted", err=True)
         raise typer.Exit(130) from None
+    finally:
+        plan_log.removeHandler(echo)
     note = (
         f"; {result.frames_without_face} frames without a face copied unchanged"
         if result.frames_without_face
