@@ -12,24 +12,32 @@ from contracts import RunOptions
 
 __all__ = ["CPU_SECONDS_PER_FRAME_STEP", "describe_plan", "estimate_seconds"]
 
-#: ``tiny``: the random development weights (``lipsync weights tiny``); ``official``: the full-size U-Net.
-CPU_SECONDS_PER_FRAME_STEP = {"tiny": 0.2, "official": 4.0}
+#: At a 256-px face (LatentSync 1.5); the cost grows with the face's pixels (1.6's 512 px: about 4x, measured
+#: 0.21 s and 0.98 s with the tiny weights). ``tiny``: the random development weights; ``official``: rough.
+CPU_SECONDS_PER_FRAME_STEP = {"tiny": 0.2, "official": 1.0}
+_BASE_RESOLUTION = 256
 
 
-def estimate_seconds(frames: int, options: RunOptions, *, device: str, tiny: bool) -> float | None:
+def estimate_seconds(
+    frames: int, options: RunOptions, *, device: str, tiny: bool, resolution: int = _BASE_RESOLUTION
+) -> float | None:
     """Rough wall-clock seconds of a run on a CPU, or None on an accelerator (see the module docstring)."""
     if not device.startswith("cpu"):
         return None
     branches = 2 if options.do_classifier_free_guidance else 1
-    per_step = CPU_SECONDS_PER_FRAME_STEP["tiny" if tiny else "official"]
+    per_step = (
+        CPU_SECONDS_PER_FRAME_STEP["tiny" if tiny else "official"] * (resolution / _BASE_RESOLUTION) ** 2
+    )
     return frames * options.inference_steps * branches * per_step
 
 
-def describe_plan(frames: int, options: RunOptions, *, device: str, tiny: bool) -> str:
+def describe_plan(
+    frames: int, options: RunOptions, *, device: str, tiny: bool, resolution: int = _BASE_RESOLUTION
+) -> str:
     """One line for the user: what will be generated, and on a CPU about how long it takes."""
     cfg = ", guidance on (2 U-Net passes per step)" if options.do_classifier_free_guidance else ""
     text = f"{frames} output frames ({frames / 25:.2f} s at 25 fps), {options.inference_steps} steps{cfg}, on {device}"
-    seconds = estimate_seconds(frames, options, device=device, tiny=tiny)
+    seconds = estimate_seconds(frames, options, device=device, tiny=tiny, resolution=resolution)
     if seconds is not None:
         weights = "development (tiny) weights" if tiny else "the official weights"
         text += (
@@ -38,6 +46,8 @@ def describe_plan(frames: int, options: RunOptions, *, device: str, tiny: bool) 
             else f": about {seconds:.0f} s on a 2-core CPU with {weights}"
         )
         text += (
-            " (fewer steps, --guidance 1 or --duration N make a quicker first try)" if seconds >= 300 else ""
+            " (fewer steps, --guidance 1, --version 1.5 or --duration N make a quicker first try)"
+            if seconds >= 300
+            else ""
         )
     return text

@@ -222,7 +222,11 @@ class LipSync:
         log.info(
             "%s",
             describe_plan(
-                job.plan.num_frames, options, device=str(self.models.device), tiny=bool(self.models.tiny)
+                job.plan.num_frames,
+                options,
+                device=str(self.models.device),
+                tiny=bool(self.models.tiny),
+                resolution=job.resolution,
             ),
         )
         return job

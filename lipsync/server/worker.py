@@ -75,7 +75,6 @@ async def work_loop(
         if job is None:
             await wait()
             continue
-        log.info("worker %s: job %s (attempt %d)", worker_id, job.id, job.attempts)
         await executor.execute(job, worker_id)
 
 
