@@ -48,8 +48,10 @@ IDENTITY = Orientation("identity", _identity, False, 0)
 
 def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     """The 3x3 fixed-point display matrix attached to a decoded frame, if any."""
-    side_data: Any = frame.side_data  # PyAV's stubs type its items as keys
-    for item in side_data:
+    side_data: Any = frame.side_data
+    for entry in list(side_data):
+        # PyAV <= 18.1.0 iterates the SideData items; 18.1.1 made the container a Mapping of Type -> SideData.
+        item = entry if hasattr(entry, "type") else side_data[entry]
         if str(item.type).endswith("DISPLAYMATRIX"):
             data = bytes(item)
             if len(data) >= 36:
