@@ -37,7 +37,7 @@ API_PACKAGES = [
     "anyio==4.16.0",
     "typer==0.29.2",
     "rich==15.0.0",
-    "av==18.1.0",
+    "av==18.1.1",
     "numpy==1.26.4",
 ]
 GPU_PACKAGES = [
