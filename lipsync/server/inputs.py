@@ -125,34 +125,6 @@ async def _check(deps: InputDeps, path: Path, field: MediaField) -> None:
         raise InputProblem(field, problem)
 
 
-class ProbeCache:
-    """Media-check results of this server's own uploads, keyed by (key, size, field): one upload is often
-    the input of many jobs, and re-probing it each time would dominate the cost of resolving them. (The
-    engine validates its inputs again when it runs, so a stale entry cannot cause a wrong result.)"""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._entries: OrderedDict[tuple[str, int, str], LipsyncError | None] = OrderedDict()
-        self._size = size
-
-    async def check(self, deps: InputDeps, key: str, size: int, field: MediaField, scratch: Path) -> None:
-        entry = (key, size, field)
-        if entry not in self._entries:
-            problem: LipsyncError | None = None
-            try:
-                await _check(deps, await deps.storage.local_path(key, scratch), field)
-            except InputProblem as exc:
-                problem = exc.cause
-            self._entries[entry] = problem
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        self._entries.move_to_end(entry)
-        if (problem := self._entries[entry]) is not None:
-            raise InputProblem(field, problem)
-
-
-_PROBES = ProbeCache()
-
-
 class _Scratch:
     """A temporary directory created on first use (uploads and local files need none)."""
 
@@ -169,6 +141,36 @@ class _Scratch:
     def cleanup(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+class ProbeCache:
+    """Media-check results of this server's own uploads, keyed by (key, size, field): one upload is often
+    the input of many jobs, and re-probing it each time would dominate the cost of resolving them. (The
+    engine validates its inputs again when it runs, so a stale entry cannot cause a wrong result.)"""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._entries: OrderedDict[tuple[str, int, str], LipsyncError | None] = OrderedDict()
+        self._size = size
+
+    async def check(self, deps: InputDeps, key: str, size: int, field: MediaField, scratch: _Scratch) -> None:
+        entry = (key, size, field)
+        if entry not in self._entries:
+            problem: LipsyncError | None = None
+            try:
+                # ``scratch.path`` only here: a hit creates (and later deletes) no directory. Under a
+                # submit-heavy load that mkdtemp + rmtree on the event loop was ~14 % of the API process.
+                await _check(deps, await deps.storage.local_path(key, scratch.path), field)
+            except InputProblem as exc:
+                problem = exc.cause
+            self._entries[entry] = problem
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(entry)
+        if (problem := self._entries[entry]) is not None:
+            raise InputProblem(field, problem)
+
+
+_PROBES = ProbeCache()
 
 
 async def _from_data_uri(
@@ -207,7 +209,7 @@ async def _resolve_one(
         size = await deps.storage.size(own.key)
         if size is None:
             raise _unreachable(field, "the uploaded file no longer exists")
-        await _PROBES.check(deps, own.key, size, field, scratch.path)
+        await _PROBES.check(deps, own.key, size, field, scratch)
         return own.key
     parts = urlsplit(ref)
     if parts.path.startswith(DOWNLOAD_PREFIX) and parts.netloc == urlsplit(job.base_url).netloc:
