@@ -183,8 +183,14 @@ class InProcessRunner:
 # ---- the process runner ---------------------------------------------------------------------------------
 
 
-def _child_main(settings: ServerSettings, device: str, worker_id: str, engine_factory: EngineFactory) -> None:
-    """Entry point of a worker process."""
+def _child_main(
+    settings: ServerSettings,
+    device: str,
+    worker_id: str,
+    engine_factory: EngineFactory,
+    log_level: int = logging.INFO,
+) -> None:
+    """Entry point of a worker process; *log_level*: the server's ``lipsync`` log level (``--log-level``)."""
     # Own process group: a Ctrl-C or a signal sent to the server's group reaches only the server, which
     # then stops its workers itself (otherwise its supervisor would see them die and start new ones).
     os.setpgrp()
@@ -192,6 +198,7 @@ def _child_main(settings: ServerSettings, device: str, worker_id: str, engine_fa
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s worker[{worker_id}] %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("lipsync").setLevel(log_level)
     asyncio.run(_child(settings, device, worker_id, engine_factory))
 
 
@@ -301,7 +308,15 @@ class ProcessRunner:
         worker_id = f"{device}-{uuid.uuid4().hex[:8]}"
         proc = self._mp.Process(
             target=_child_main,
-            args=(self.settings, device, worker_id, self.engine_factory),
+            # A spawned child starts with fresh logging: it follows the level the server set (``--log-level``),
+            # INFO when none was set.
+            args=(
+                self.settings,
+                device,
+                worker_id,
+                self.engine_factory,
+                logging.getLogger("lipsync").level or logging.INFO,
+            ),
             name=f"lipsync-worker-{worker_id}",
             daemon=True,
         )

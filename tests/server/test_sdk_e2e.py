@@ -181,6 +181,19 @@ def test_sdk_run_with_urls_on_a_local_media_server(server: Served, media_site: s
     ]
 
 
+def test_log_level_warning_quiets_the_worker_process_too(tmp_path: Path, media_site: str) -> None:
+    served = start_serve(tmp_path / "data", "--log-level", "warning")
+    try:
+        inputs = {"video": f"{media_site}/face.mp4", "audio": f"{media_site}/speech.wav"}
+        out = client(served).run(MODEL_ID, inputs, poll_interval=0.1, timeout=120)
+        assert len(out["outputs"]) == 1  # the job ran to completion
+    finally:
+        stop(served)
+    log = served.stderr_path.read_text()
+    # Neither the API process nor the spawned worker wrote a job transition (INFO) line.
+    assert "lipsync.jobs" not in log, log[-3000:]
+
+
 def test_sdk_upload_then_run_in_sync_mode(server: Served, media_site: str, tmp_path: Path) -> None:
     sdk = client(server)
     for name in ("face.mp4", "speech.wav"):
