@@ -14,6 +14,7 @@ import pytest
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 
+from lipsync.engine.attention import Attention
 from lipsync.engine.releases import FACE_MODELS, RELEASES, VAE
 from lipsync.engine.weights import (
     MANIFEST_NAME,
@@ -194,6 +195,10 @@ def test_tiny_weights_load_and_run_through_load_engine_models(tiny_dir: Path) ->
     speech = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
     audio = models.audio_encoder.frame_features(speech)
     assert audio.shape == (27, 50, 16)  # 1 s: 100 mel frames → L = 50 → floor(50/2) + 2 video frames
+
+    # The development U-Net's spatial attention runs 2 heads (the manifest's config, not the fixtures' 8).
+    spatial = [m for m in models.unet.modules() if type(m) is Attention]  # not the motion modules' subclass
+    assert spatial and {m.heads for m in spatial} == {2}
 
     frames = torch.rand(4, 3, 64, 64) * 2 - 1
     latents = models.vae.encode(frames, generator=torch.Generator().manual_seed(0))

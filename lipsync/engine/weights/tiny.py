@@ -100,6 +100,13 @@ def _openai_whisper_checkpoint(dims: Mapping[str, int], generator: torch.Generat
     return {"dims": dict(dims), "model_state_dict": {k: v.to(torch.float16) for k, v in state.items()}}
 
 
+#: Spatial attention heads of the development U-Net. The fixtures' tiny config splits its 32 channels into 8
+#: heads of 4, which made the (heads x tokens^2) score matrices of the first block's self-attention over half of
+#: every U-Net call on a CPU (bench/RESULTS.md, issue 18). Two heads of 16 keep the multi-head code path and the
+#: official key layout (heads only split channels: the tensors are the same) at half the cost of a call.
+DEVELOPMENT_ATTENTION_HEADS = 2
+
+
 def write_tiny_weights(
     dest: str | os.PathLike[str], version: str = DEFAULT_VERSION, seed: int = 0
 ) -> WeightsLayout:
@@ -107,7 +114,7 @@ def write_tiny_weights(
 
     - ``latentsync_unet.pt``: ``torch.save({"global_step": 0, "state_dict": ...})`` of a
       :class:`LatentSyncUNet` built from ``UNetConfig.tiny()`` (same 1,246 keys as the real one) at the
-      release's face resolution (1.5: 256 px, 1.6: 512 px);
+      release's face resolution (1.5: 256 px, 1.6: 512 px), with ``DEVELOPMENT_ATTENTION_HEADS`` heads;
     - ``whisper/tiny.pt``: OpenAI's ``{"dims", "model_state_dict"}`` (float16) with a 16-wide encoder;
     - ``sd-vae-ft-mse/``: a small ``AutoencoderKL`` written by ``save_pretrained`` (safetensors);
     - ``lipsync-weights.json`` with ``"kind": "tiny"`` and the U-Net config, which loading uses.
@@ -121,7 +128,9 @@ def write_tiny_weights(
     layout = WeightsLayout(Path(dest), version)
     generator = torch.Generator().manual_seed(seed)
     # The release's face resolution (1.6: 512 px), so tiny weights take the same path as the real ones.
-    config = dataclasses.replace(UNetConfig.tiny(), resolution=layout.release.resolution)
+    config = dataclasses.replace(
+        UNetConfig.tiny(), resolution=layout.release.resolution, attention_head_dim=DEVELOPMENT_ATTENTION_HEADS
+    )
 
     unet = LatentSyncUNet(config)
     _randomise_(unet.named_parameters(), generator)  # buffers (pos_encoder.pe) keep their constructed values
