@@ -40,6 +40,7 @@ __all__ = [
     "InputDeps",
     "InputProblem",
     "ProbeCache",
+    "carries_data_uri",
     "oversize_data_uri",
     "resolve_inputs",
     "source_prefix",
@@ -79,11 +80,20 @@ def source_prefix(job_id: str) -> str:
     return f"inputs/{job_id}/source"
 
 
+def _is_data_uri(ref: str) -> bool:
+    return ref[:5].lower() == "data:"
+
+
+def carries_data_uri(request: LipsyncRequest) -> bool:
+    """Whether an input of *request* is a ``data:`` URI (stored at submit, unlike a URL)."""
+    return any(_is_data_uri(getattr(request, field)) for field in FIELDS)
+
+
 def oversize_data_uri(request: LipsyncRequest, limit: int) -> str | None:
     """The 400 message for a ``data:`` URI carrying more than *limit* bytes (counted, not decoded), or None."""
     for field in FIELDS:
         ref: str = getattr(request, field)
-        if ref[:5].lower() == "data:" and (size := data_uri_size(ref)) > limit:
+        if _is_data_uri(ref) and (size := data_uri_size(ref)) > limit:
             return (
                 f"Invalid parameter '{field}': the data: URI carries {size} bytes, more than the {limit} byte "
                 f"limit for one input; upload the file instead (POST {Paths.UPLOAD_TICKET})"
@@ -96,7 +106,7 @@ async def stash_sources(storage: Storage, job_id: str, request: LipsyncRequest) 
     sources: dict[str, str] = {}
     for field in FIELDS:
         ref: str = getattr(request, field)
-        if ref[:5].lower() == "data:":
+        if _is_data_uri(ref):
             key = check_key(f"{source_prefix(job_id)}/{field}")
             await storage.put_bytes(key, ref.encode("utf-8", "surrogatepass"))
             ref = STORED + key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import threading
 from collections.abc import Callable
@@ -94,3 +95,32 @@ def test_per_key_concurrency_limit_answers_429_with_retry_after(
     h.client.post(f"/api/v3/predictions/{first}/cancel", headers=AUTH)
     assert h.submit().status_code == 200  # a slot freed up
     gate.set()
+
+
+class _CountingStorage(MemoryStorage):
+    """Memory storage that remembers the keys written with ``put_bytes`` (how data: URIs are stashed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.put_keys: list[str] = []
+
+    async def put_bytes(self, key: str, data: bytes) -> int:
+        self.put_keys.append(key)
+        return await super().put_bytes(key, data)
+
+
+def test_over_the_limit_a_submit_with_data_uris_is_refused_before_anything_is_stored(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    gate = threading.Event()
+    storage = _CountingStorage()
+    h = harness_factory(FakeEngine(gate=gate), storage=storage, max_active_jobs_per_key=1)
+    try:
+        assert h.submit().status_code == 200
+        inline = "data:video/mp4;base64," + base64.b64encode(b"\0" * 64).decode()
+        r = h.submit({"video": inline, "audio": inline.replace("video/mp4", "audio/wav")})
+        assert r.status_code == 429 and "(1 of 1)" in r.json()["message"], r.text
+        # The data: URIs were never stashed (source_prefix); the first job's resolved inputs may be written.
+        assert [key for key in storage.put_keys if "/source/" in key] == []
+    finally:
+        gate.set()

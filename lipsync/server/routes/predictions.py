@@ -12,7 +12,7 @@ import uuid
 from starlette.responses import Response
 
 from contracts import MAX_URL_LENGTH, LipsyncRequest, Prediction, TaskErrorCode
-from lipsync.server.inputs import STORED, oversize_data_uri, source_prefix, stash_sources
+from lipsync.server.inputs import STORED, carries_data_uri, oversize_data_uri, source_prefix, stash_sources
 from lipsync.server.interfaces import ActiveLimitExceeded, JobRecord
 from lipsync.server.state import ApiContext, ServerState, wait_terminal
 from lipsync.server.transitions import CANCELLED_MESSAGE
@@ -82,8 +82,9 @@ async def submit_lipsync(
     if (oversize := oversize_data_uri(body, settings.max_input_bytes)) is not None:
         raise api_error(400, oversize)
     limit = settings.max_active_jobs_per_key
-    active = await state.store.count_active(ctx.owner)
-    if active >= limit:  # cheap early answer; create() below re-checks atomically
+    # create() below enforces the limit atomically. Counting first only pays off before data: URIs are
+    # written to storage; for URLs it would be one more store read on every submit's path.
+    if carries_data_uri(body) and (active := await state.store.count_active(ctx.owner)) >= limit:
         return _too_many(state, active)
 
     base_url = ctx.base_url
