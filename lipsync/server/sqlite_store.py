@@ -3,8 +3,9 @@
 WAL lets readers (result polls) proceed while a writer commits, and ``synchronous=NORMAL`` makes a commit
 cost a write, not an fsync (a power cut may lose the last commits, a process crash loses nothing).
 
-Nothing here blocks the event loop: reads run on a reader thread and writes on a writer thread, each with
-its own connection (WAL readers never wait for writers). Both threads work in batches: each time one wakes
+Nothing here waits on the event loop: a job's point read (``get``, what a poll does) runs inline, never
+waiting for a lock; scans run on a reader thread and writes on a writer thread, each with its own
+connection (WAL readers never wait for writers). Both threads work in batches: each time one wakes
 it takes every call waiting at that moment and hands all their results back to the event loop in one
 callback, so under load one thread switch serves many requests instead of costing ~4x a query each.
 Writes are group-committed: a batch is one ``BEGIN IMMEDIATE`` transaction, each write in its own
@@ -154,6 +155,8 @@ class SQLiteBackend:
         self._writer = self._connect(0)
         self._retry_busy(lambda: self._migrate(self._writer))
         self._reader = self._connect(busy_timeout_ms)
+        # Point reads (a poll's get) run inline on the caller's event loop; no busy wait: see ``get``.
+        self._inline = self._connect(0)
         self._writes = _Batches("sqlite-writer", self._commit, on_exit=self._writer.close)
         self._reads = _Batches("sqlite-reader", self._read_batch, on_exit=self._reader.close)
 
@@ -260,7 +263,17 @@ class SQLiteBackend:
         await self._write(run)
 
     async def get(self, job_id: str) -> JobRecord | None:
-        rows = await self._read(lambda db: self._select(db, "id = ?", (job_id,)))
+        # One primary-key read, inline: ~30 us of CPU, where a hop to the reader thread costs ~4x that and,
+        # in a busy process, two waits for the GIL (up to the 5 ms switch interval each) - the largest part
+        # of a poll's latency under load (bench/RESULTS.md, issue 12). WAL readers do not wait for writers;
+        # in the rare moment the file is busy (another connection recovering the WAL) the reader thread,
+        # which may wait, serves it instead of the event loop.
+        try:
+            rows = self._select(self._inline, "id = ?", (job_id,))
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            rows = await self._read(lambda db: self._select(db, "id = ?", (job_id,)))
         return rows[0] if rows else None
 
     async def update(self, match: Match, change: Change, *, first: int | None = None) -> list[JobRecord]:
@@ -309,6 +322,7 @@ class SQLiteBackend:
     async def close(self) -> None:
         await self._writes.close()
         await self._reads.close()
+        self._inline.close()
 
 
 class SQLiteJobStore(BackendJobStore):
