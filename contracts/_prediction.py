@@ -7,29 +7,14 @@ Unknown fields from the real service (``executionTime``, ``input``) are kept (``
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts._common import MODEL_ID, PredictionStatus, result_url, utc_now_iso
+from contracts._omit import OmitNone
 
 __all__ = ["Prediction", "PredictionUrls", "Timings"]
-
-
-class _OmitNone(BaseModel):
-    """Drops the fields named in ``_omit_if_none`` from the output when they are None."""
-
-    # ClassVar, not a pydantic private attribute: private attributes are copied into every instance.
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
-        out = handler(self)
-        if isinstance(out, dict):
-            for name in self._omit_if_none:
-                if out.get(name, 0) is None:
-                    del out[name]
-        return out
 
 
 class PredictionUrls(BaseModel):
@@ -38,7 +23,7 @@ class PredictionUrls(BaseModel):
     get: str
 
 
-class Timings(_OmitNone):
+class Timings(OmitNone):
     """``inference`` is WaveSpeed's (milliseconds). The rest are our extensions, also in milliseconds."""
 
     model_config = ConfigDict(extra="allow")
@@ -51,7 +36,7 @@ class Timings(_OmitNone):
     total: int | None = Field(default=None, ge=0, description="Extension: submit to completion")
 
 
-class Prediction(_OmitNone):
+class Prediction(OmitNone):
     """``data`` of a submit/result response, and the bare body of a webhook callback."""
 
     model_config = ConfigDict(extra="allow")
