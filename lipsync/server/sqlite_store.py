@@ -56,15 +56,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     timings TEXT NOT NULL DEFAULT '{}',
-    sources TEXT NOT NULL DEFAULT '{}'
+    sources TEXT NOT NULL DEFAULT '{}',
+    face TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner_active ON jobs (owner, status);
 """
 
-#: Version 2 added ``sources`` (inputs resolved after submit); older files get the column on open.
-_USER_VERSION = 2
+#: Version 2 added ``sources`` (inputs resolved after submit), version 3 ``face`` (the face report of a
+#: completed job); older files get the missing columns on open.
+_USER_VERSION = 3
 
 _COLUMNS = ", ".join(FIELDS)
 _PLACEHOLDERS = ", ".join("?" for _ in FIELDS)
@@ -171,10 +173,19 @@ class SQLiteBackend:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version >= _USER_VERSION:
             return
-        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if "sources" not in columns:
-            db.execute("ALTER TABLE jobs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}'")
-        db.execute(f"PRAGMA user_version = {_USER_VERSION}")
+        # One transaction: processes opening the file together cannot both add a column.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "sources" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}'")
+            if "face" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN face TEXT")
+            db.execute(f"PRAGMA user_version = {_USER_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # -- plumbing ------------------------------------------------------------------------------------
 
