@@ -162,9 +162,13 @@ class SQLiteBackend:
     def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
         # Autocommit mode (isolation_level=None): transactions are explicit BEGIN IMMEDIATE blocks.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Setting the journal mode may wait for another process's lock, even on a file already in WAL mode:
+        # it waits with SQLite's handler up to the store's timeout whatever this connection's own is (the
+        # writer's is 0), or a store opened while another commits failed with "database is locked".
+        db.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout_s * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         return db
 
     @staticmethod
