@@ -17,7 +17,7 @@ from contracts._common import (
     utc_now_iso,
 )
 from contracts._envelope import Envelope, ErrorEnvelope, error_envelope, ok
-from contracts._faces import FaceAuto, FaceBoxes, FaceChoice, FacePoint, NormalisedBox
+from contracts._faces import FaceAuto, FaceBoxes, FaceChoice, FacePoint, FaceReport, NormalisedBox
 from contracts._history import DeleteRequest, DeleteResult, HistoryPage, HistoryRequest, WebhookSecret
 from contracts._options import LOCAL, Bounds, LoopMode, ModelVersion, OnNoFace, RunOptions
 from contracts._prediction import Prediction, PredictionUrls, Timings
@@ -74,6 +74,7 @@ __all__ = [
     "FaceBoxes",
     "FaceChoice",
     "FacePoint",
+    "FaceReport",
     "HistoryPage",
     "HistoryRequest",
     "HistoryResponse",

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from contracts._omit import OmitNone
 from contracts._scalars import JsonFloat, json_number
 
-__all__ = ["FaceAuto", "FaceBoxes", "FaceChoice", "FacePoint", "NormalisedBox"]
+__all__ = ["FaceAuto", "FaceBoxes", "FaceChoice", "FacePoint", "FaceReport", "NormalisedBox"]
 
 #: A fraction of the picture's width or height. The bounds go on ``float`` itself, before JsonFloat's check,
 #: so the JSON schema shows them as minimum/maximum.
 _Unit = Annotated[float, Ge(0.0), Le(1.0), BeforeValidator(json_number)]
+#: A count or an index (the same placement of the bound, for the schema's minimum).
+_Count = Annotated[int, Ge(0), BeforeValidator(json_number)]
 
 
 class FacePoint(BaseModel):
@@ -102,3 +105,47 @@ FaceChoice = Annotated[
         custom_error_message='expected "largest", {"point": [x, y], "time": t}, {"boxes": [...]} or {"auto": true}',
     ),
 ]
+
+
+class FaceReport(OmitNone):
+    """What the ``face`` option chose in a run, and how: the pipeline's ``RunResult.face`` (this model's
+    ``model_dump(mode="json")``) and, as an extension, ``face`` of a completed prediction. Fields that do not
+    apply to the mode are left out.
+
+    - ``{"mode": "point", "track": 0, "frame": 25, "frames_with_face": 60}``
+    - ``{"mode": "auto", "track": 1, "score": 0.62, "runner_up": -0.05, "frames_with_face": 60}``
+    - ``{"mode": "auto", "fallback": "largest", "reason": "the video has no sound track: ..."}``
+    - ``{"mode": "boxes"}``, ``{"mode": "largest"}``
+    """
+
+    # Unknown keys are kept: a newer server may report more than this version knows.
+    model_config = ConfigDict(extra="allow")
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset(
+        {"track", "score", "runner_up", "frame", "frames_with_face", "fallback", "reason"}
+    )
+
+    mode: Literal["largest", "point", "boxes", "auto"] = Field(
+        description="The face option that ran (auto also when it fell back to the largest face)"
+    )
+    track: _Count | None = Field(
+        default=None,
+        description="point/auto: the chosen face track (tracks are numbered from 0 as faces first appear)",
+    )
+    score: JsonFloat | None = Field(
+        default=None,
+        description="auto: the chosen track's active-speaker score (above 0: its mouth moves with the speech)",
+    )
+    runner_up: JsonFloat | None = Field(
+        default=None, description="auto: the next best track's score (absent with one face)"
+    )
+    frame: _Count | None = Field(
+        default=None, description="point: the 25-fps frame the point was taken in (time × 25)"
+    )
+    frames_with_face: _Count | None = Field(
+        default=None, description="point/auto: frames in which the chosen person was detected"
+    )
+    fallback: Literal["largest"] | None = Field(
+        default=None,
+        description="auto: set when no face clearly spoke; the largest face was synced instead",
+    )
+    reason: str | None = Field(default=None, description="auto: why it fell back")

@@ -1,35 +1,21 @@
 """The prediction object exactly as WaveSpeed returns it, plus non-breaking extensions.
 
-Extensions (``progress``, finer ``timings``) are optional and omitted from the JSON when unset, so a
+Extensions (``progress``, finer ``timings``, ``face``) are optional and omitted from the JSON when unset, so a
 WaveSpeed response parses and re-serialises unchanged and strict clients never see unknown nulls.
 Unknown fields from the real service (``executionTime``, ``input``) are kept (``extra="allow"``).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts._common import MODEL_ID, PredictionStatus, result_url, utc_now_iso
+from contracts._faces import FaceReport
+from contracts._omit import OmitNone
 
 __all__ = ["Prediction", "PredictionUrls", "Timings"]
-
-
-class _OmitNone(BaseModel):
-    """Drops the fields named in ``_omit_if_none`` from the output when they are None."""
-
-    # ClassVar, not a pydantic private attribute: private attributes are copied into every instance.
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_extensions(self, handler: SerializerFunctionWrapHandler) -> Any:
-        out = handler(self)
-        if isinstance(out, dict):
-            for name in self._omit_if_none:
-                if out.get(name, 0) is None:
-                    del out[name]
-        return out
 
 
 class PredictionUrls(BaseModel):
@@ -38,7 +24,7 @@ class PredictionUrls(BaseModel):
     get: str
 
 
-class Timings(_OmitNone):
+class Timings(OmitNone):
     """``inference`` is WaveSpeed's (milliseconds). The rest are our extensions, also in milliseconds."""
 
     model_config = ConfigDict(extra="allow")
@@ -51,11 +37,11 @@ class Timings(_OmitNone):
     total: int | None = Field(default=None, ge=0, description="Extension: submit to completion")
 
 
-class Prediction(_OmitNone):
+class Prediction(OmitNone):
     """``data`` of a submit/result response, and the bare body of a webhook callback."""
 
     model_config = ConfigDict(extra="allow")
-    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"code", "progress"})
+    _omit_if_none: ClassVar[frozenset[str]] = frozenset({"code", "progress", "face"})
 
     id: str
     model: str = MODEL_ID
@@ -70,6 +56,13 @@ class Prediction(_OmitNone):
         default=None, description="Task error code of a failed (or sync-timed-out) task; see TaskErrorCode"
     )
     progress: float | None = Field(default=None, ge=0.0, le=1.0, description="Extension: 0..1 while running")
+    face: FaceReport | None = Field(
+        default=None,
+        description=(
+            "Extension: which face a completed prediction synced and how it was chosen; present when the "
+            "request chose one (its face option was a point, boxes or auto), omitted otherwise"
+        ),
+    )
 
     @classmethod
     def new(cls, prediction_id: str, base_url: str, *, created_at: str | None = None) -> Prediction:

@@ -55,6 +55,7 @@ def handle_submit(
             webhook=webhook,
             sync=body.enable_sync_mode,
             base64_output=body.enable_base64_output,
+            face=body.face,
         )
     except ScenarioError as exc:
         return error_response(400, f"Invalid {SCENARIO_HEADER} header: {exc}")

@@ -9,11 +9,39 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from contracts import Prediction, PredictionUrls, Timings, result_url
+from contracts import (
+    FaceAuto,
+    FaceBoxes,
+    FaceChoice,
+    FacePoint,
+    FaceReport,
+    Prediction,
+    PredictionUrls,
+    Timings,
+    result_url,
+)
 from mock_server.output import sample_mp4
 from mock_server.scenarios import Scenario
 
-__all__ = ["Job", "JobStore", "output_path"]
+__all__ = ["MOCK_SPEAKER_SCORE", "Job", "JobStore", "face_report", "output_path"]
+
+#: The active-speaker score the mock reports for ``{"auto": true}`` (it analyses nothing; a clear speaker
+#: scores about this much on real clips).
+MOCK_SPEAKER_SCORE = 0.5
+
+
+def face_report(choice: FaceChoice) -> FaceReport | None:
+    """What a completed mock job reports for the request's ``face`` (the real server's shape, made up: the
+    mock sees no video). None for ``"largest"`` (the real server reports nothing then either); the mode for
+    boxes; track 0 and the frame of the point's time for a point; track 0 with :data:`MOCK_SPEAKER_SCORE`
+    for auto."""
+    if isinstance(choice, FacePoint):
+        return FaceReport(mode="point", track=0, frame=round(choice.time * 25))
+    if isinstance(choice, FaceBoxes):
+        return FaceReport(mode="boxes")
+    if isinstance(choice, FaceAuto):
+        return FaceReport(mode="auto", track=0, score=MOCK_SPEAKER_SCORE)
+    return None
 
 
 def output_path(prediction_id: str) -> str:
@@ -41,6 +69,9 @@ class Job:
     webhook_sent: bool = False
     #: Set when a sync-mode submit timed out: the job has visibly started.
     sync_waited: bool = False
+    #: What a completed job reports as ``face`` (:func:`face_report` of the request's choice, made at submit:
+    #: a job keeps no per-frame boxes).
+    face: FaceReport | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def progress(self, now: float) -> float:
@@ -101,6 +132,7 @@ class Job:
             else:
                 pred.outputs = [self.base_url + output_path(self.id)]
             pred.has_nsfw_contents = [False]
+            pred.face = self.face
         return pred
 
 

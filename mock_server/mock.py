@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts import (
+    FaceChoice,
     HistoryPage,
     HistoryRequest,
     Prediction,
@@ -23,7 +24,7 @@ from contracts import (
 )
 from mock_server.clock import Clock, SystemClock, VirtualClock
 from mock_server.config import MockConfig
-from mock_server.jobs import Job, JobStore
+from mock_server.jobs import Job, JobStore, face_report
 from mock_server.journal import Journal
 from mock_server.scenarios import DEFAULT_ERROR_TEXT, Scenario, parse_scenario
 from mock_server.uploads import Upload, UploadStore
@@ -187,6 +188,7 @@ class WavespeedMock:
         webhook: str | None = None,
         sync: bool = False,
         base64_output: bool = False,
+        face: FaceChoice = "largest",
     ) -> SubmitOutcome:
         """Create a job (the request body was validated by the caller). Raises MockError for a 429 scenario."""
         scenario = self._pick_scenario(scenario_header)
@@ -205,6 +207,7 @@ class WavespeedMock:
             created_at=self.now_iso(),
             webhook=webhook,
             base64_output=base64_output,
+            face=face_report(face),
         )
         self.jobs.add(job)
         if webhook:

@@ -173,6 +173,8 @@ def _submit(
                 typer.echo(prediction.model_dump_json() if json_output else prediction.id)
                 return 0
             prediction = _wait_with_progress(client, prediction, timeout, poll_interval, err)
+            if prediction.face is not None:  # which face was synced (the request chose one), as `lipsync run`
+                err.print(f"face: {prediction.face.model_dump_json()}", markup=False, soft_wrap=True)
             if output is not None:
                 path = client.download(prediction, output)
                 err.print(f"saved [bold]{path}[/]")

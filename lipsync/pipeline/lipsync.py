@@ -57,7 +57,8 @@ class RunResult:
     chunks: int = 0
     source_frames: int = 0
     decoded_frames: int = 0
-    #: Which face was synced and how (the ``face`` option: mode, track, score for auto, or the fallback).
+    #: Which face was synced and how (the ``face`` option: mode, track, score for auto, or the fallback):
+    #: a ``contracts.FaceReport`` as a JSON dict, what the API reports as a prediction's ``face``.
     face: dict[str, Any] = field(default_factory=lambda: {"mode": "largest"})
 
     def ms_per_frame(self) -> dict[str, float]:

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts import RunOptions, TaskErrorCode
+from pydantic import ValidationError
+
+from contracts import FaceReport, RunOptions, TaskErrorCode
 from lipsync.errors import EngineError, JobCancelled, LipsyncError
 from lipsync.server.interfaces import (
     Clock,
@@ -100,6 +102,7 @@ class _Outcome:
     error: str = ""
     code: int | None = None
     timings: dict[str, int] = field(default_factory=dict)
+    face: dict[str, Any] | None = None
 
 
 #: Pipeline stages (``RunResult.timings_ms``) reported together as ``timings.preprocess``.
@@ -112,6 +115,25 @@ def _stage_timings(result: Any) -> dict[str, int]:
     if not isinstance(stages, dict):
         return {}
     return {"preprocess": round(sum(float(stages.get(name, 0.0)) for name in _PREPROCESS_STAGES))}
+
+
+def _face_report(job_id: str, result: Any) -> dict[str, Any] | None:
+    """The engine's face report (``RunResult.face``: a ``FaceReport`` or its dict) for the prediction, when
+    the request chose a face; None for the reference's largest face, or a report that does not validate
+    (logged: a custom engine's, which must not fail a finished job)."""
+    face = getattr(result, "face", None)
+    if face is None:
+        return None
+    try:
+        report = FaceReport.model_validate(face)
+    except ValidationError as exc:
+        log.warning("job %s: the engine's face report is not a FaceReport, not reported: %s", job_id, exc)
+        return None
+    if report.mode == "largest":
+        return None
+    log.info("job %s: face %s", job_id, report.model_dump_json())
+    summary: dict[str, Any] = report.model_dump(mode="json")
+    return summary
 
 
 class JobExecutor:
@@ -174,6 +196,7 @@ class JobExecutor:
             error=outcome.error,
             code=outcome.code,
             timings=outcome.timings,
+            face=outcome.face,
         )
         if finished is not None:
             await self.notifier.job_finished(finished)
@@ -219,16 +242,14 @@ class JobExecutor:
                 started = time.monotonic()
                 result = await self._run_engine(engine, video, audio, out, job.options, state)
                 timings = {"inference": round((time.monotonic() - started) * 1000), **_stage_timings(result)}
-                face = getattr(result, "face", None)
-                if face and face != {"mode": "largest"}:  # the face option's choice, for the server log
-                    log.info("job %s: face %s", job.id, face)
+                face = _face_report(job.id, result)
                 if state.cancel.is_set():
                     raise JobCancelled("cancelled")
                 if not out.is_file() or out.stat().st_size == 0:
                     raise EngineError("the engine finished without writing an output video")
                 key = output_key(job.id)
                 await self.storage.put_file(key, out)
-                return _Outcome("completed", outputs=[key], timings=timings)
+                return _Outcome("completed", outputs=[key], timings=timings, face=face)
             except JobCancelled:
                 if state.timed_out:
                     return _Outcome(

@@ -91,6 +91,9 @@ class JobRecord:
     #: What the request named, per field, while resolving: an http(s) URL, or ``stored:<key>`` for a
     #: ``data:`` URI kept in storage at submit (see ``inputs.py``). Kept afterwards for the record.
     sources: dict[str, str] = field(default_factory=dict)
+    #: A completed job's ``contracts.FaceReport`` as a JSON dict (which face was synced and how), when the
+    #: request chose a face (point, boxes or auto); None otherwise.
+    face: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -172,8 +175,10 @@ class JobStore(Protocol):
         error: str = "",
         code: int | None = None,
         timings: dict[str, int] | None = None,
+        face: dict[str, Any] | None = None,
     ) -> JobRecord | None:
-        """processing -> completed/failed if *worker_id* still holds the lease; else None (the write is lost)."""
+        """processing -> completed/failed if *worker_id* still holds the lease; else None (the write is lost).
+        *face*: a completed job's face report (``contracts.FaceReport`` as a JSON dict), if any."""
 
     async def cancel(self, job_id: str, *, now: float) -> JobRecord | None:
         """resolving/created -> failed(1405) at once; processing -> flag for the worker. Returns the job,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from lipsync.server.interfaces import HeartbeatReply, JobOutcome, JobRecord
 from lipsync.server.store_backend import Match, StoreBackend
@@ -160,12 +161,20 @@ class BackendJobStore:
         error: str = "",
         code: int | None = None,
         timings: dict[str, int] | None = None,
+        face: dict[str, Any] | None = None,
     ) -> JobRecord | None:
         def done(job: JobRecord) -> bool:
             if not _held(job, "processing", worker_id):
                 return False
             apply_finish(
-                job, status=status, now=now, outputs=outputs, error=error, code=code, timings=timings
+                job,
+                status=status,
+                now=now,
+                outputs=outputs,
+                error=error,
+                code=code,
+                timings=timings,
+                face=face,
             )
             return True
 

@@ -63,6 +63,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX jobs_owner_active ON jobs (owner, status);
         """,
     ),
+    # The face report of a completed job (``JobRecord.face``; NULL when the request chose no face).
+    (2, "ALTER TABLE jobs ADD COLUMN face JSONB"),
 )
 
 _COLUMNS = ", ".join(FIELDS)

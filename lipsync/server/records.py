@@ -19,7 +19,7 @@ __all__ = ["FIELDS", "FLAG_FIELDS", "JSON_FIELDS", "from_dict", "from_row", "to_
 
 #: Every field of a record, in the order of ``to_row``.
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(JobRecord))
-JSON_FIELDS = frozenset({"options", "inputs", "outputs", "timings", "sources"})
+JSON_FIELDS = frozenset({"options", "inputs", "outputs", "timings", "sources", "face"})
 FLAG_FIELDS = frozenset({"base64_output", "cancel_requested"})
 
 
@@ -40,11 +40,12 @@ def from_dict(data: dict[str, Any]) -> JobRecord:
 
 
 def to_row(job: JobRecord, *, flag: Callable[[bool], Any] = int) -> tuple[Any, ...]:
-    """Column values in ``FIELDS`` order: JSON text for structured fields, ``flag(value)`` for flags."""
+    """Column values in ``FIELDS`` order: JSON text for structured fields (SQL NULL for None),
+    ``flag(value)`` for flags."""
     data = to_dict(job)
     return tuple(
         json.dumps(data[f], separators=(",", ":"))
-        if f in JSON_FIELDS
+        if f in JSON_FIELDS and data[f] is not None
         else flag(data[f])
         if f in FLAG_FIELDS
         else data[f]

@@ -57,15 +57,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     timings TEXT NOT NULL DEFAULT '{}',
-    sources TEXT NOT NULL DEFAULT '{}'
+    sources TEXT NOT NULL DEFAULT '{}',
+    face TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, created_at);
 CREATE INDEX IF NOT EXISTS jobs_owner_active ON jobs (owner, status);
 """
 
-#: Version 2 added ``sources`` (inputs resolved after submit); older files get the column on open.
-_USER_VERSION = 2
+#: Version 2 added ``sources`` (inputs resolved after submit), version 3 ``face`` (the face report of a
+#: completed job); older files get the missing columns on open.
+_USER_VERSION = 3
 
 _COLUMNS = ", ".join(FIELDS)
 _PLACEHOLDERS = ", ".join("?" for _ in FIELDS)
@@ -163,9 +165,13 @@ class SQLiteBackend:
     def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
         # Autocommit mode (isolation_level=None): transactions are explicit BEGIN IMMEDIATE blocks.
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Setting the journal mode may wait for another process's lock, even on a file already in WAL mode:
+        # it waits with SQLite's handler up to the store's timeout whatever this connection's own is (the
+        # writer's is 0), or a store opened while another commits failed with "database is locked".
+        db.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout_s * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         return db
 
     @staticmethod
@@ -174,10 +180,19 @@ class SQLiteBackend:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version >= _USER_VERSION:
             return
-        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if "sources" not in columns:
-            db.execute("ALTER TABLE jobs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}'")
-        db.execute(f"PRAGMA user_version = {_USER_VERSION}")
+        # One transaction: processes opening the file together cannot both add a column.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "sources" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}'")
+            if "face" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN face TEXT")
+            db.execute(f"PRAGMA user_version = {_USER_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     # -- plumbing ------------------------------------------------------------------------------------
 

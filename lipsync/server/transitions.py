@@ -7,6 +7,7 @@ lock, ...) after checking the precondition, so every backend applies exactly the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from contracts import TaskErrorCode
 from lipsync.server.interfaces import JobOutcome, JobRecord
@@ -92,8 +93,10 @@ def apply_finish(
     error: str = "",
     code: int | None = None,
     timings: dict[str, int] | None = None,
+    face: dict[str, Any] | None = None,
 ) -> None:
-    """-> completed/failed (precondition: not terminal; for workers also: they hold the lease)."""
+    """-> completed/failed (precondition: not terminal; for workers also: they hold the lease). *face*: the
+    face report of a completed job (kept only then)."""
     job.status = status
     job.finished_at = now
     job.outputs = list(outputs)
@@ -101,6 +104,7 @@ def apply_finish(
     job.error = error
     job.code = code
     job.lease_until = None
+    job.face = dict(face) if face is not None and status == "completed" else None
     if status == "completed":
         job.progress = 1.0
     merged = {**job.timings, **(timings or {})}

@@ -6,7 +6,7 @@ import base64
 import math
 from datetime import UTC, datetime
 
-from contracts import Prediction, PredictionUrls, Timings, result_url, utc_now_iso
+from contracts import FaceReport, Prediction, PredictionUrls, Timings, result_url, utc_now_iso
 from lipsync.server.interfaces import Clock, JobRecord, Storage
 from lipsync.server.signing import UrlSigner
 
@@ -77,4 +77,7 @@ async def to_prediction(
         timings=timings,
         code=job.code if job.status == "failed" else None,
         progress=job.progress if job.status == "processing" else None,
+        face=FaceReport.model_validate(job.face)
+        if job.face is not None and job.status == "completed"
+        else None,
     )

@@ -154,6 +154,19 @@ def test_wait_prints_outputs_or_json(app: typer.Typer, router: respx.MockRouter)
     assert (as_json["id"], as_json["status"], as_json["outputs"]) == (TASK_ID, "completed", [OUTPUT_URL])
 
 
+def test_the_face_report_is_shown_on_stderr(app: typer.Typer, router: respx.MockRouter) -> None:
+    router.post(SUBMIT_URL).mock(return_value=ok(CREATED))
+    report = {"mode": "auto", "fallback": "largest", "reason": "the video has no sound track [x]"}
+    router.get(RESULT_URL).mock(side_effect=[ok({**COMPLETED, "face": report}), ok(COMPLETED)])
+    urls = ["--video", "https://x.test/v.mp4", "--audio", "https://x.test/a.wav", "--face", "auto", "--wait"]
+    result = invoke(app, *urls)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == OUTPUT_URL
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("face: ")]
+    assert json.loads(line.removeprefix("face: ")) == report
+    assert "face: " not in invoke(app, *urls).stderr  # no report, no line
+
+
 def test_failed_job_exits_with_the_mapped_code(app: typer.Typer, router: respx.MockRouter) -> None:
     router.post(SUBMIT_URL).mock(return_value=ok(CREATED))
     router.get(RESULT_URL).mock(return_value=ok(FAILED_1402))

@@ -42,10 +42,14 @@ def test_upload_run_download_over_real_http(wavespeed_server: Any, tmp_path: Pat
         # What was uploaded is what the server hands back.
         assert client.download(audio_url, tmp_path / "echo.wav").read_bytes() == speech
 
-        result = client.run(video_url, audio_url, seed=7, on_progress=lambda p: seen.append(p.status))
+        result = client.run(
+            video_url, audio_url, seed=7, face={"auto": True}, on_progress=lambda p: seen.append(p.status)
+        )
         out = client.download(result, tmp_path / "out.mp4")
 
     assert result.status == "completed"
+    # The mock's report for auto (mock_server.jobs.face_report), parsed into the typed model.
+    assert result.face is not None and (result.face.mode, result.face.track) == ("auto", 0)
     assert seen[0] == "created" and seen[-1] == "completed" and "processing" in seen
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import respx
 
-from contracts import Prediction, RunOptions
+from contracts import FaceReport, Prediction, RunOptions
 from lipsync.client import (
     APIError,
     AuthenticationError,
@@ -350,6 +350,24 @@ def test_wait_polls_until_completed_and_reports_progress(
     assert done.timings.inference == 6710
     assert seen == [("processing", None), ("processing", 0.5), ("completed", None)]
     assert clock.sleeps == [1.0, 1.5]  # 1.0, then x1.5 (under the 2.0 cap)
+
+
+def test_the_face_report_extension_is_parsed_and_absent_on_plain_predictions(
+    make_client: ClientFactory, router: respx.MockRouter
+) -> None:
+    report = {"mode": "point", "track": 2, "frame": 25, "frames_with_face": 48}
+    router.get(RESULT_URL).mock(side_effect=[ok({**COMPLETED, "face": report}), ok(COMPLETED)])
+    client = make_client()
+    done = client.wait(TASK_ID, poll_interval=1.0)
+    assert isinstance(done.face, FaceReport)
+    assert (done.face.mode, done.face.track, done.face.frame, done.face.frames_with_face) == (
+        "point",
+        2,
+        25,
+        48,
+    )
+    assert done.face.score is None and done.face.fallback is None
+    assert client.get(TASK_ID).face is None  # WaveSpeed's own predictions have no report
 
 
 def test_wait_backoff_is_capped(

@@ -121,7 +121,7 @@ def test_sync_timeout_shape_has_code_inside_data() -> None:
 def test_extensions_are_omitted_when_unset_and_emitted_when_set() -> None:
     pred = c.Prediction.new("p1", "http://h:1/")
     dumped = json.loads(pred.model_dump_json())
-    assert "progress" not in dumped and "code" not in dumped
+    assert "progress" not in dumped and "code" not in dumped and "face" not in dumped
     assert "queue" not in dumped["timings"]
     assert dumped["urls"]["get"] == "http://h:1/api/v3/predictions/p1/result"
     assert dumped["status"] == "created" and dumped["outputs"] == [] and dumped["error"] == ""
@@ -129,6 +129,43 @@ def test_extensions_are_omitted_when_unset_and_emitted_when_set() -> None:
     pred.timings.queue = 12
     dumped = json.loads(pred.model_dump_json())
     assert dumped["progress"] == 0.5 and dumped["timings"]["queue"] == 12
+
+
+COMPLETED_WITH_FACE = {
+    **WEBHOOK_PAYLOAD,
+    "face": {"mode": "auto", "track": 1, "score": 0.62, "runner_up": -0.05, "frames_with_face": 60},
+}
+
+
+def test_the_face_report_extension_parses_and_reserialises_unchanged() -> None:
+    pred = c.Prediction.model_validate_json(json.dumps(COMPLETED_WITH_FACE))
+    assert isinstance(pred.face, c.FaceReport)
+    assert (pred.face.mode, pred.face.track, pred.face.score, pred.face.runner_up) == ("auto", 1, 0.62, -0.05)
+    assert pred.face.fallback is None and pred.face.frame is None
+    # Fields that do not apply are left out, not sent as null; unknown keys of a newer server are kept.
+    assert json.loads(pred.model_dump_json()) == COMPLETED_WITH_FACE
+    fallback = {"mode": "auto", "fallback": "largest", "reason": "the video has no sound track", "new": 1}
+    assert json.loads(c.FaceReport.model_validate(fallback).model_dump_json()) == fallback
+    # A plain WaveSpeed prediction has none.
+    assert c.WebhookPayload.model_validate(WEBHOOK_PAYLOAD).face is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"track": 1},  # no mode
+        {"mode": "nearest"},
+        {"mode": "point", "track": -1},
+        {"mode": "point", "track": "1"},
+        {"mode": "auto", "score": True},
+        {"mode": "auto", "fallback": "smallest"},
+    ],
+)
+def test_a_face_report_is_checked_like_its_schema(bad: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        c.FaceReport.model_validate(bad)
 
 
 def test_created_at_format() -> None:

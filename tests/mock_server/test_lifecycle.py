@@ -38,7 +38,28 @@ def test_created_processing_completed_over_polls_with_progress_and_timings(api: 
     assert done["outputs"] == [f"{BASE}/storage/outputs/{pid}/output.mp4"]
     assert done["has_nsfw_contents"] == [False]
     assert done["timings"] == {"inference": 2000}
+    assert "face" not in done  # no face choice, no report: WaveSpeed's shape
     assert poll_data(api, pid) == done  # terminal states never change
+
+
+@pytest.mark.parametrize(
+    ("face", "report"),
+    [
+        ({"point": [0.7, 0.4], "time": 1.2}, {"mode": "point", "track": 0, "frame": 30}),
+        ({"auto": True}, {"mode": "auto", "track": 0, "score": 0.5}),
+        ({"boxes": [{"x1": 0.1, "y1": 0.1, "x2": 0.4, "y2": 0.5}, None]}, {"mode": "boxes"}),
+        ("largest", None),
+    ],
+)
+def test_a_completed_job_reports_the_requested_face(
+    api: httpx.Client, face: object, report: dict[str, object] | None
+) -> None:
+    """The mock echoes the choice in the real server's shape (it sees no video: track 0, a nominal score)."""
+    pid = submit_ok(api, face=face, headers={"X-Mock-Scenario": "success; polls=1"})["id"]
+    done = poll_data(api, pid)
+    assert done["status"] == "completed" and done.get("face") == report
+    failed = submit_ok(api, face=face, headers={"X-Mock-Scenario": "no_face; polls=1"})["id"]
+    assert "face" not in poll_data(api, failed)
 
 
 def test_both_result_routes_answer_the_same(api: httpx.Client) -> None:

@@ -10,6 +10,7 @@ import io
 import os
 import threading
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,19 @@ def make_wav(seconds: float = 0.4) -> bytes:
 _OUTPUT = make_mp4(frames=5, size=32)
 
 
+@dataclass(frozen=True)
+class FakeResult:
+    """The part of ``lipsync.RunResult`` the server reads: which face was synced (``RunResult.face``)."""
+
+    face: Any
+
+
 class FakeEngine:
     """Writes a real small MP4, after reporting progress; optionally waits on a gate or fails.
 
     ``gate``: a threading.Event the run waits for (calling progress meanwhile, as the pipeline does per step).
     ``error``: raised instead of writing. ``ignore_cancel``: swallow nothing but never call progress.
+    ``face``: returned as the result's face report (``RunResult.face``); without it the run returns None.
     """
 
     def __init__(
@@ -82,10 +91,12 @@ class FakeEngine:
         gate: threading.Event | None = None,
         error: Exception | None = None,
         steps: int = 3,
+        face: Any = None,
     ) -> None:
         self.gate = gate
         self.error = error
         self.steps = steps
+        self.face = face
         self.calls: list[dict[str, Any]] = []
         self.started = threading.Event()
 
@@ -96,7 +107,7 @@ class FakeEngine:
         out_path: str | Path,
         options: RunOptions,
         progress: Any = None,
-    ) -> None:
+    ) -> FakeResult | None:
         assert Path(video_path).is_file() and Path(audio_path).is_file()
         self.calls.append({"video": Path(video_path).read_bytes()[:16], **options.model_dump()})
         self.started.set()
@@ -110,6 +121,7 @@ class FakeEngine:
         if self.error is not None:
             raise self.error
         Path(out_path).write_bytes(_OUTPUT)
+        return None if self.face is None else FakeResult(self.face)
 
 
 # ---- picklable factories for worker processes -----------------------------------------------------------
@@ -128,13 +140,13 @@ class _TimedEngine(FakeEngine):
 
     def run(
         self, video_path: Any, audio_path: Any, out_path: Any, options: RunOptions, progress: Any = None
-    ) -> None:
+    ) -> FakeResult | None:
         deadline = time.monotonic() + self.seconds
         while (left := deadline - time.monotonic()) > 0:
             if progress is not None:
                 progress(1 - left / self.seconds)
             time.sleep(min(left, 0.05))
-        super().run(video_path, audio_path, out_path, options, progress)
+        return super().run(video_path, audio_path, out_path, options, progress)
 
 
 def timed_engine(device: str) -> FakeEngine:

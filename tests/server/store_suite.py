@@ -128,6 +128,33 @@ class StoreSuite:
         got = await store.get("a")
         assert got is not None and got.status == "completed"
 
+    async def test_a_finished_jobs_face_report_survives_the_store(self, connect: OpenStore) -> None:
+        worker, reader = connect(), connect()  # another process (container, machine) reads it back
+        report = {"mode": "auto", "track": 1, "score": 0.62, "runner_up": -0.05, "frames_with_face": 60}
+        fallback = {"mode": "auto", "fallback": "largest", "reason": "the video has no sound track"}
+        for name in ("a", "b", "c"):
+            await worker.create(job(name))
+            await worker.claim("w1", now=101.0, lease_s=10.0)
+        done = await worker.finish(
+            "a", "w1", status="completed", now=103.0, outputs=["o/a.mp4"], face=dict(report)
+        )
+        assert done is not None and done.face == report
+        await worker.finish(
+            "b", "w1", status="completed", now=103.0, outputs=["o/b.mp4"], face=dict(fallback)
+        )
+        # A failed job reports no face, whatever the worker passes.
+        await worker.finish("c", "w1", status="failed", now=103.0, error="no_face: x", face=dict(report))
+        a, b, c = [await reader.get(name) for name in ("a", "b", "c")]
+        assert a is not None and a.face == report
+        assert b is not None and b.face == fallback
+        assert c is not None and c.status == "failed" and c.face is None
+        items, _total = await reader.list_jobs("k_a", page=1, page_size=10)
+        assert {j.id: j.face for j in items} == {"a": report, "b": fallback, "c": None}
+        # A job created without one has none.
+        await worker.create(job("d"))
+        d = await reader.get("d")
+        assert d is not None and d.face is None
+
     async def test_heartbeat_renews_reports_progress_and_cancel(self, store: JobStore) -> None:
         await store.create(job("a"))
         await store.claim("w1", now=101.0, lease_s=10.0)

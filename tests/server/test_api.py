@@ -385,3 +385,46 @@ def test_history_shows_a_job_being_resolved_as_created(harness_factory: Callable
     assert [(p["id"], p["status"]) for p in page["items"]] == [(job_id, "created")]
     fetcher.gate.set()
     assert h.wait_status(job_id, {"completed", "failed"})["status"] == "completed"
+
+
+def test_the_face_report_reaches_the_result_the_history_and_the_webhook(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """What the engine says it synced (``RunResult.face``) is the prediction's ``face`` extension."""
+    report = {"mode": "auto", "track": 1, "score": 0.62, "runner_up": -0.05, "frames_with_face": 60}
+    h = harness_factory(FakeEngine(face=dict(report)), fetch_allow="127.0.0.1")  # the webhook is recorded
+    job_id = h.submit({"face": {"auto": True}}, webhook="http://127.0.0.1:9/hook").json()["data"]["id"]
+    data = h.wait_status(job_id, {"completed", "failed"})
+    assert data["status"] == "completed" and data["face"] == report
+    assert h.engine.calls[0]["face"] == {"auto": True}
+    page = h.client.post("/api/v3/predictions", json={"page": 1}, headers=AUTH).json()["data"]
+    assert [item["face"] for item in page["items"]] == [report]
+    deadline = time.monotonic() + 10
+    while not h.webhooks.sent:
+        assert time.monotonic() < deadline, "no webhook"
+        time.sleep(0.02)
+    assert json.loads(h.webhooks.sent[0]["body"])["face"] == report
+
+
+def test_a_face_fallback_report_says_why(harness_factory: Callable[..., Harness]) -> None:
+    report = {
+        "mode": "auto",
+        "fallback": "largest",
+        "reason": "the video has no sound track: synced the largest face",
+    }
+    h = harness_factory(FakeEngine(face=dict(report)))
+    data = h.submit({"face": {"auto": True}, "enable_sync_mode": True}).json()["data"]
+    assert data["status"] == "completed" and data["face"] == report
+
+
+def test_without_a_face_choice_the_prediction_has_no_face_field(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """WaveSpeed's shape: the reference's largest face is not reported (the pipeline's default report), and
+    a report that is not a FaceReport (a custom engine's) is dropped without failing the job."""
+    for face in ({"mode": "largest"}, None, {"mode": "nearest", "track": "x"}):
+        h = harness_factory(FakeEngine(face=face))
+        data = h.submit({"enable_sync_mode": True}).json()["data"]
+        assert data["status"] == "completed" and "face" not in data, face
+        polled = h.result(data["id"]).json()["data"]
+        assert "face" not in polled

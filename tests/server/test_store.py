@@ -105,10 +105,52 @@ async def test_sqlite_files_of_the_previous_schema_are_migrated(tmp_path: Path) 
     store = SQLiteJobStore(path)
     got = await store.get("old")
     assert got is not None and got.sources == {} and got.inputs == {"video": "inputs/old/v.mp4"}
+    assert got.face is None
     await store.create(resolving("new"))
     assert (await store.get("new")) == resolving("new")
     await store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+async def test_sqlite_files_of_version_2_get_the_face_column(tmp_path: Path) -> None:
+    """Version 2 (with ``sources``, before the face report): a finished job keeps its outcome and reports no
+    face; a job finished after the upgrade stores its report."""
+    path = tmp_path / "jobs.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
+            created_at REAL NOT NULL, base_url TEXT NOT NULL, options TEXT NOT NULL, inputs TEXT NOT NULL,
+            webhook TEXT, base64_output INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
+            outputs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '', code INTEGER, progress REAL,
+            attempts INTEGER NOT NULL DEFAULT 0, worker_id TEXT, lease_until REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT NOT NULL DEFAULT '{}',
+            sources TEXT NOT NULL DEFAULT '{}');
+        INSERT INTO jobs (id, owner, status, created_at, base_url, options, inputs, outputs, finished_at)
+            VALUES ('done', 'k_a', 'completed', 1.0, 'http://h', '{}', '{"video": "inputs/done/v.mp4"}',
+                    '["outputs/done/output.mp4"]', 5.0);
+        PRAGMA user_version = 2;
+        """
+    )
+    old.close()
+    store = SQLiteJobStore(path)
+    done = await store.get("done")
+    assert done is not None and (done.status, done.outputs, done.face) == (
+        "completed",
+        ["outputs/done/output.mp4"],
+        None,
+    )
+    await store.create(job("new"))
+    await store.claim("w1", now=101.0, lease_s=10.0)
+    await store.finish("new", "w1", status="completed", now=102.0, face={"mode": "point", "track": 0})
+    await store.close()
+    reopened = SQLiteJobStore(path)
+    new = await reopened.get("new")
+    assert new is not None and new.face == {"mode": "point", "track": 0}
+    await reopened.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert db.execute("SELECT face FROM jobs WHERE id = 'done'").fetchone() == (None,)
 
 
 async def test_sqlite_rows_with_the_options_of_older_versions_still_load(tmp_path: Path) -> None:

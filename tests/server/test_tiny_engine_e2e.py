@@ -68,12 +68,14 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def test_sdk_run_with_the_tiny_engine_returns_a_playable_mp4(tiny_server: Served, site: str) -> None:
     client = wavespeed.Client(api_key=API_KEY, base_url=tiny_server.base_url, retry_interval=0.1)
     # The extension fields keep the CPU run short (10 DDIM steps, no classifier-free guidance); they pass
-    # through the SDK untouched.
+    # through the SDK untouched. The face is chosen by a point on it (the clip's one person: the same frames
+    # as the default), so the result reports the choice.
     inputs = {
         "video": f"{site}/face.mp4",
         "audio": f"{site}/speech.wav",
         "inference_steps": 10,
         "guidance_scale": 1.0,
+        "face": {"point": [0.5, 0.45], "time": 0.0},
     }
     out = client.run(MODEL_ID, inputs, poll_interval=0.5, timeout=600)
     (url,) = out["outputs"]
@@ -88,4 +90,6 @@ def test_sdk_run_with_the_tiny_engine_returns_a_playable_mp4(tiny_server: Served
     envelope = client.get_result(url.split("/outputs/")[1].split("/")[0])
     data = envelope["data"]
     assert data["timings"]["inference"] > 0 and data["timings"]["preprocess"] >= 0
+    # The one face, tracked through all 6 frames from frame 0 where the point was taken (tracks count from 0).
+    assert data["face"] == {"mode": "point", "track": 0, "frame": 0, "frames_with_face": 6}
     print(f"tiny engine job: {data['timings']}", file=sys.stderr)

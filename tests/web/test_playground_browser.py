@@ -393,7 +393,33 @@ def test_a_structured_option_is_typed_as_json_and_sent_as_an_object(page: Browse
         page.page.click("#submit")
     assert submitted.value.post_data_json["face"] == {"auto": True}
     page.page.wait_for_selector("#run[data-status=completed]", state="attached")
+    # The result names the face that was synced: the mock's report for auto is track 0, score 0.5.
+    page.page.wait_for_selector("#face:not([hidden])")
+    assert page.page.inner_text("#face") == "Face: auto, track 0, score 0.50"
     assert page.errors == []
+
+
+def test_the_face_line_for_each_kind_of_report(page: BrowserPage, mock_url: str) -> None:
+    """The page's own formatting (format.js), in the browser, for reports the mock does not make."""
+    open_page(page, mock_url + "/", "any-key")
+    lines = page.page.evaluate(
+        """async (reports) => {
+            const { describeFace } = await import("./playground/format.js");
+            return reports.map(describeFace);
+        }""",
+        [
+            {"mode": "auto", "fallback": "largest", "reason": "the video has no sound track"},
+            {"mode": "point", "track": 2, "frame": 25, "frames_with_face": 60},
+            {"mode": "auto", "track": 1, "score": 0.617, "runner_up": -0.05},
+            None,
+        ],
+    )
+    assert lines == [
+        "Face: largest (auto fell back: the video has no sound track)",
+        "Face: point, track 2, from frame 25",
+        "Face: auto, track 1, score 0.62",
+        "",
+    ]
 
 
 def test_dropped_files_upload_and_preview(page: BrowserPage, mock_url: str, clips: dict[str, Path]) -> None:

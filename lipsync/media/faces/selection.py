@@ -7,7 +7,8 @@
   speaker, :mod:`~lipsync.media.faces.speaker`) and keeps that track's faces for the run, so the synced
   person never changes when another face grows larger.
 
-The result says what was chosen and how (:attr:`FaceSelection.summary`), for the job's metadata and logs.
+The result says what was chosen and how (:attr:`FaceSelection.summary`: a ``contracts.FaceReport`` as a
+dict), for the job's metadata (the API's ``face`` extension) and logs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from contracts import FaceAuto, FaceBoxes, FaceChoice, FacePoint
+from contracts import FaceAuto, FaceBoxes, FaceChoice, FacePoint, FaceReport
 from lipsync.errors import InputError
 from lipsync.media.faces.base import Face, FaceDetector, MultiFaceDetector
 from lipsync.media.faces.speaker import score_tracks
@@ -39,6 +40,7 @@ class FaceSelection:
     """Answers "which face in source frame *i*?" for the run, and says how it was decided."""
 
     mode: str
+    #: ``contracts.FaceReport`` as a JSON dict (fields that do not apply left out): see :func:`_report`.
     summary: dict[str, Any] = field(default_factory=dict)
     _faces: dict[int, Face] | None = None  # point/auto: the chosen track's faces
     _boxes: list[Any] | None = None  # boxes: the caller's per-frame boxes
@@ -59,6 +61,12 @@ class FaceSelection:
             )
             return best[1] if best[0] >= MIN_BOX_IOU else None
         return detector.detect(frame)
+
+
+def _report(mode: str, **fields: Any) -> dict[str, Any]:
+    """The summary of a selection, checked against the one definition of the report (``contracts.FaceReport``)."""
+    report: dict[str, Any] = FaceReport.model_validate({"mode": mode, **fields}).model_dump(mode="json")
+    return report
 
 
 def _all_faces(detector: FaceDetector, frame: np.ndarray) -> list[Face]:
@@ -86,7 +94,7 @@ def prepare_selection(
     Raises :class:`~lipsync.errors.InputError` (field ``face``) when the choice does not fit the video.
     """
     if choice == "largest":
-        return FaceSelection("largest", {"mode": "largest"})
+        return FaceSelection("largest", _report("largest"))
     if isinstance(choice, FaceBoxes):
         if len(choice.boxes) != num_frames:
             raise InputError(
@@ -94,7 +102,7 @@ def prepare_selection(
                 "(one entry per frame, null where there is no face to sync)",
                 field="face.boxes",
             )
-        return FaceSelection("boxes", {"mode": "boxes"}, _boxes=list(choice.boxes))
+        return FaceSelection("boxes", _report("boxes"), _boxes=list(choice.boxes))
     if isinstance(choice, FacePoint):
         at = round(choice.time * FPS)
         if at >= num_frames:
@@ -131,7 +139,7 @@ def _by_point(choice: FacePoint, tracks: list[FaceTrack], at: int, size: tuple[i
         if x1 <= px <= x2 and y1 <= py <= y2:
             return FaceSelection(
                 "point",
-                {"mode": "point", "track": track.id, "frame": at, "frames_with_face": len(track.faces)},
+                _report("point", track=track.id, frame=at, frames_with_face=len(track.faces)),
                 _faces=dict(track.faces),
             )
     boxes = ", ".join(f"track {t.id} at {tuple(round(v) for v in f.bbox)}" for t, f in present)
@@ -158,15 +166,15 @@ def choose_speaker(tracks: list[FaceTrack], num_frames: int, audio: np.ndarray |
             why = f"no face's mouth clearly follows its speech (best score {scores[0].score:.2f})"
         return FaceSelection(
             "largest",
-            {"mode": "auto", "fallback": "largest", "reason": f"{why}: synced the largest face instead"},
+            _report("auto", fallback="largest", reason=f"{why}: synced the largest face instead"),
         )
     best = scores[0]
     track = next(t for t in tracks if t.id == best.track_id)
-    summary = {
-        "mode": "auto",
-        "track": best.track_id,
-        "score": round(best.score, 3),
-        "runner_up": round(scores[1].score, 3) if len(scores) > 1 else None,
-        "frames_with_face": len(track.faces),
-    }
+    summary = _report(
+        "auto",
+        track=best.track_id,
+        score=round(best.score, 3),
+        runner_up=round(scores[1].score, 3) if len(scores) > 1 else None,
+        frames_with_face=len(track.faces),
+    )
     return FaceSelection("auto", summary, _faces=dict(track.faces))

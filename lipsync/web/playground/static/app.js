@@ -3,7 +3,7 @@
 
 import { Api, ApiError, MODEL_ID, baseUrlOf } from "./api.js";
 import { snippets } from "./code.js";
-import { duration, el, seconds } from "./format.js";
+import { describeFace, duration, el, seconds } from "./format.js";
 import { History } from "./history.js";
 import { Lockstep } from "./lockstep.js";
 import { optionFields, renderOptions, requestSchema } from "./schema_form.js";
@@ -331,6 +331,8 @@ function showResult(data, original, seed) {
   // null: not known (a prediction opened from the history; the API does not echo its options).
   if (seed !== null) timings.push(["seed", seed === undefined ? `${seedDefault()} (default)` : String(seed)]);
   $("timings").replaceChildren(...timings.flatMap(([name, value]) => [el("dt", { textContent: name }), el("dd", { textContent: value })]));
+  $("face").textContent = describeFace(data.face);
+  $("face").hidden = !data.face;
   $("result").dataset.id = data.id;
   $("result").hidden = false;
   lockstep.seekTo(0);
