@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/unet_thread.py WEIGHTS_DIR    (``lipsync weights tiny WEIGHTS_DIR`` writes them)
 
-Issue 18 found the same call at the same OpenMP thread count costing ~2x the CPU time on the main thread
-(bench/RESULTS.md); this reproduces it in isolation.
+Issue 18 saw the same call at the same OpenMP thread count cost ~2x the CPU time on the main thread at load
+average 5-6; on an idle machine the two cost the same (bench/RESULTS.md): run it before blaming a thread.
 """
 
 from __future__ import annotations
