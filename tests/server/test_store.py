@@ -85,17 +85,23 @@ def test_sqlite_concurrent_claims_from_two_processes_never_share_a_job(tmp_path:
     assert len(set(claimed)) == len(claimed)
 
 
+#: The jobs table as schema version 1 wrote it (*extra*: the columns later versions added).
+_V1_TABLE = """
+    CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
+        created_at REAL NOT NULL, base_url TEXT NOT NULL, options TEXT NOT NULL, inputs TEXT NOT NULL,
+        webhook TEXT, base64_output INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
+        outputs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '', code INTEGER, progress REAL,
+        attempts INTEGER NOT NULL DEFAULT 0, worker_id TEXT, lease_until REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT NOT NULL DEFAULT '{{}}'{extra});
+"""
+
+
 async def test_sqlite_files_of_the_previous_schema_are_migrated(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     old = sqlite3.connect(path)
     old.executescript(
-        """
-        CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
-            created_at REAL NOT NULL, base_url TEXT NOT NULL, options TEXT NOT NULL, inputs TEXT NOT NULL,
-            webhook TEXT, base64_output INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
-            outputs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '', code INTEGER, progress REAL,
-            attempts INTEGER NOT NULL DEFAULT 0, worker_id TEXT, lease_until REAL,
-            cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT NOT NULL DEFAULT '{}');
+        _V1_TABLE.format(extra="")
+        + """
         INSERT INTO jobs (id, owner, status, created_at, base_url, options, inputs)
             VALUES ('old', 'k_a', 'created', 1.0, 'http://h', '{}', '{"video": "inputs/old/v.mp4"}');
         PRAGMA user_version = 1;
@@ -118,14 +124,8 @@ async def test_sqlite_files_of_version_2_get_the_face_column(tmp_path: Path) -> 
     path = tmp_path / "jobs.db"
     old = sqlite3.connect(path)
     old.executescript(
-        """
-        CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, status TEXT NOT NULL,
-            created_at REAL NOT NULL, base_url TEXT NOT NULL, options TEXT NOT NULL, inputs TEXT NOT NULL,
-            webhook TEXT, base64_output INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
-            outputs TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '', code INTEGER, progress REAL,
-            attempts INTEGER NOT NULL DEFAULT 0, worker_id TEXT, lease_until REAL,
-            cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT NOT NULL DEFAULT '{}',
-            sources TEXT NOT NULL DEFAULT '{}');
+        _V1_TABLE.format(extra=", sources TEXT NOT NULL DEFAULT '{}'")
+        + """
         INSERT INTO jobs (id, owner, status, created_at, base_url, options, inputs, outputs, finished_at)
             VALUES ('done', 'k_a', 'completed', 1.0, 'http://h', '{}', '{"video": "inputs/done/v.mp4"}',
                     '["outputs/done/output.mp4"]', 5.0);
