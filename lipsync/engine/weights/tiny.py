@@ -129,7 +129,9 @@ def write_tiny_weights(
     generator = torch.Generator().manual_seed(seed)
     # The release's face resolution (1.6: 512 px), so tiny weights take the same path as the real ones.
     config = dataclasses.replace(
-        UNetConfig.tiny(), resolution=layout.release.resolution, attention_head_dim=DEVELOPMENT_ATTENTION_HEADS
+        UNetConfig.tiny(),
+        resolution=layout.release.resolution,
+        attention_head_dim=DEVELOPMENT_ATTENTION_HEADS,
     )
 
     unet = LatentSyncUNet(config)
