@@ -26,7 +26,10 @@ whatever the video's length; a slow encoder stalls decoding instead of letting f
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -169,7 +172,10 @@ class DriverConfig:
     """``mode``: threaded or inline; ``chunk_batch``: chunks per U-Net call; ``queue_chunks``: chunks each
     channel holds (threaded); ``media_threads``: torch intra-op threads of the media stages (threaded);
     ``model_threads``: of the model stages (None: 1 on CUDA, where they only launch kernels, else the
-    caller's count); ``split_model``: VAE encode, U-Net and VAE decode on three workers (None: on CUDA only);
+    caller's count); ``parallel_chunks``: chunks of a batch diffused side by side, each on its own thread
+    with ``model_threads // parallel_chunks`` torch threads and exactly the one-chunk call (a small U-Net on a
+    CPU: its ops are too small to spread over cores, whole chunks are not); ``split_model``: VAE encode, U-Net
+    and VAE decode on three workers (None: on CUDA only);
     ``gpu_timing``: time the model stages with CUDA events; ``no_recompile``: run the U-Net under
     :func:`lipsync.engine.compile.no_recompile` (a compiled U-Net never compiles inside a job)."""
 
@@ -178,6 +184,7 @@ class DriverConfig:
     queue_chunks: int = 1
     media_threads: int = 1
     model_threads: int | None = None
+    parallel_chunks: int = 1
     split_model: bool | None = None
     gpu_timing: bool = False
     no_recompile: bool = False
@@ -185,7 +192,7 @@ class DriverConfig:
     def __post_init__(self) -> None:
         if self.mode not in DRIVER_MODES:
             raise ValueError(f"mode must be one of {', '.join(DRIVER_MODES)}, got {self.mode!r}")
-        for name in ("chunk_batch", "queue_chunks", "media_threads"):
+        for name in ("chunk_batch", "queue_chunks", "media_threads", "parallel_chunks"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -468,12 +475,16 @@ class PipelineRun:
                 groups.setdefault(len(work.positions), []).append(work)
         if not groups:
             return
-        self.stats.unet_batches.append(sum(len(g) for g in groups.values()))
         no_recompile: AbstractContextManager[None] = nullcontext()
         if self.config.no_recompile:
             from lipsync.engine.compile import no_recompile as _no_recompile
 
             no_recompile = _no_recompile()
+        if self.config.parallel_chunks > 1 and sum(len(g) for g in groups.values()) > 1:
+            with job.timer("diffuse"), self._gpu.span("diffuse"), no_recompile:
+                self._sample_side_by_side([w for g in groups.values() for w in g], first, done)
+            return
+        self.stats.unet_batches.append(sum(len(g) for g in groups.values()))
         with job.timer("diffuse"), self._gpu.span("diffuse"), no_recompile:
             for members in groups.values():
                 base = done
@@ -490,6 +501,37 @@ class PipelineRun:
 
                 self._sample_group(members, on_step)
                 done += len(members) * steps
+
+    def _sample_side_by_side(self, members: list[_Work], first: int, skipped: int) -> None:
+        """Each chunk of *members* sampled by the one-chunk call on its own thread, ``parallel_chunks`` at a
+        time (``DriverConfig.parallel_chunks``). No RNG is drawn while sampling (DDIM with eta 0, the initial
+        noise drawn before), so the chunks' order does not matter and each gives the frames it gives alone.
+        Progress as for a batched call from chunk *first*, *skipped* chunk-steps (chunks without faces) done."""
+        job, parallel = self.job, self.config.parallel_chunks
+        steps = job.options.inference_steps
+        threads = max(1, self._thread_counts()[1] // parallel)
+        # The chunk-steps done so far, whichever chunk did them.
+        done = itertools.count(skipped + 1)
+        lock = threading.Lock()
+
+        def on_step(_i: int, _t: int, _latents: torch.Tensor) -> None:
+            if self.runner is not None:
+                self.runner.check()  # another stage failed: stop within one step
+            with lock:
+                position = next(done)
+                self.progress.stage(
+                    "diffuse", first + (position - 1) // steps, (position - 1) % steps + 1, steps
+                )
+
+        def sample(work: _Work) -> None:
+            torch.get_num_threads()  # torch's lazy per-thread init first (see staged.py)
+            torch.set_num_threads(threads)
+            self._sample_group([work], on_step)
+
+        self.stats.unet_batches.extend([1] * len(members))
+        with ThreadPoolExecutor(parallel, thread_name_prefix="lipsync-diffuse") as pool:
+            for future in [pool.submit(sample, work) for work in members]:
+                future.result()  # the first failure is raised here, after every chunk has stopped
 
     def _sample_group(self, members: list[_Work], on_step: StepCallback) -> None:
         job = self.job

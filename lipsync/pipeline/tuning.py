@@ -7,9 +7,10 @@ the chunk batch, and the driver's mode and thread counts (chosen from the device
                   queues, so decoding, face alignment, paste-back and encoding overlap the model;
                   ``"sequential"``: its inline mode, one chunk at a time through every stage on the caller's
                   thread (:mod:`lipsync.pipeline.driver`). Same frames.
-``chunk_batch``   16-frame chunks per U-Net call: ``"auto"`` (1 on CPU; on CUDA what fits in free memory, at
-                  most 4, :mod:`lipsync.pipeline.batching`) or a number. 1 is the reference's call pattern;
-                  more gives the same numbers up to float rounding.
+``chunk_batch``   16-frame chunks per U-Net call: ``"auto"`` (1 on CPU, where a small U-Net on several cores
+                  diffuses a chunk per core side by side instead, :func:`side_by_side`; on CUDA what fits in
+                  free memory, at most 4, :mod:`lipsync.pipeline.batching`) or a number. 1 is the reference's
+                  call pattern; more gives the same numbers up to float rounding.
 ``compile``       ``torch.compile`` the U-Net and compile the job shapes when the models load (a warm-up
                   that does not count against a job); opt-in: rounding-level differences.
 ``channels_last`` the VAE's convolutions in NHWC (tensor cores on CUDA); opt-in: rounding-level differences.
@@ -47,12 +48,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PRESET",
     "PIPELINES",
+    "SMALL_UNET_CHANNELS",
     "X264_PRESETS",
     "EngineTuning",
     "PipelineKind",
     "ThreadPlan",
     "ThroughputOptions",
     "plan_threads",
+    "side_by_side",
 ]
 
 PipelineKind = Literal["staged", "sequential"]
@@ -178,16 +181,38 @@ class EngineTuning:
         from lipsync.engine.compile import CompiledUNet
 
         threads = plan_threads(models.device)
+        chunk_batch = self.chunk_batch(
+            models, do_cfg=options.do_classifier_free_guidance, deep_cache=options.deep_cache
+        )
+        parallel = 1
+        if self.options.chunk_batch == "auto" and side_by_side(models, threads):
+            chunk_batch = parallel = threads.model
         return DriverConfig(
             mode="threaded" if self.options.pipeline == "staged" else "inline",
-            chunk_batch=self.chunk_batch(
-                models, do_cfg=options.do_classifier_free_guidance, deep_cache=options.deep_cache
-            ),
+            chunk_batch=chunk_batch,
             queue_chunks=self.options.queue_chunks,
             media_threads=threads.media,
             model_threads=threads.model,
+            parallel_chunks=parallel,
             no_recompile=isinstance(models.unet, CompiledUNet),
         )
+
+
+#: A U-Net whose widest block has at most this many channels is "small": its convolutions and matmuls are too
+#: small to spread over a CPU's cores (the development weights' 32-64 channels: one chunk on 2 threads 1.22 s
+#: a call, two chunks side by side on 1 thread each 1.00 s a call; issue 18). The official U-Net (320-1280
+#: channels) parallelises inside its ops, and two chunks at once would double its activation memory.
+SMALL_UNET_CHANNELS = 128
+
+
+def side_by_side(models: EngineModels, threads: ThreadPlan) -> bool:
+    """Whether chunks are diffused side by side, one per core (``DriverConfig.parallel_chunks``): a small
+    U-Net (``SMALL_UNET_CHANNELS``) on a CPU with more than one core for the model."""
+    return (
+        models.device.type == "cpu"
+        and threads.model > 1
+        and max(models.unet_config.block_out_channels) <= SMALL_UNET_CHANNELS
+    )
 
 
 @dataclass(frozen=True)

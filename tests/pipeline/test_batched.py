@@ -3,17 +3,20 @@ progress still advances step by step, and ``chunk_batch="auto"`` follows the mem
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from contracts import RunOptions
 from lipsync import LipSync
+from lipsync.engine.releases import unet_config_for
 from lipsync.pipeline import ProgressEvent
 from lipsync.pipeline.batching import ChunkMemory, batch_for_memory
 from lipsync.pipeline.driver import DriverConfig
 from tests.pipeline.clips import face_clip, speech
-from tests.pipeline.test_staged import assert_all_ended, sequential_frames
+from tests.pipeline.test_staged import assert_all_ended, sequential_frames, torch_threads
 
 STEPS = {"inference_steps": 2, "guidance_scale": 1.0}
 MIB = 2**20
@@ -73,3 +76,44 @@ def test_auto_batch_is_what_fits_after_the_reserve() -> None:
 def test_auto_is_one_chunk_on_the_cpu_and_a_number_is_taken_as_given(tiny_models) -> None:  # type: ignore[no-untyped-def]
     assert LipSync(version="1.5").tuning.chunk_batch(tiny_models, do_cfg=True) == 1
     assert LipSync(version="1.5", chunk_batch=3).tuning.chunk_batch(tiny_models, do_cfg=True) == 3
+
+
+def test_chunks_side_by_side_give_the_one_at_a_time_frames(
+    lipsync: LipSync, media_dir: Path, tmp_path: Path
+) -> None:
+    # The same three chunks as above: 0 and 1 sampled at once on two threads, then 2.
+    video = face_clip(media_dir, tmp_path / "v16.mp4", frames=16, no_face=range(4, 14))
+    audio = speech(media_dir, tmp_path / "a13.wav", 1.3)
+    want, _ = sequential_frames(lipsync, video, audio, **STEPS)
+
+    events: list[ProgressEvent] = []
+    job = lipsync.prepare(video, audio, progress=events.append, **STEPS)
+    # One model thread, so that each chunk's call runs at the inline mode's single thread (float rounding
+    # depends on the thread count) while two chunks run at once.
+    run = job.drive(DriverConfig(chunk_batch=2, model_threads=1, parallel_chunks=2))
+    got = list(run.frames())
+    assert run.stats.unet_batches == [1, 1, 1]  # one-chunk calls only
+    assert_all_ended(run.runner)
+    # Each chunk is the one-chunk call at one torch thread, as in the inline mode: the very same frames.
+    assert len(got) == len(want) == 34
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+    diffuse = [(e.chunk, e.step) for e in events if e.stage == "diffuse"]
+    assert diffuse[-1] == (2, 2)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions)
+
+
+def test_a_small_unet_on_a_multi_core_cpu_diffuses_a_chunk_per_core(tiny_models) -> None:  # type: ignore[no-untyped-def]
+    options = RunOptions()
+    with torch_threads(2):
+        auto = LipSync(version="1.5").tuning.driver_config(tiny_models, options)
+        given = LipSync(version="1.5", chunk_batch=1).tuning.driver_config(tiny_models, options)
+        official = dataclasses.replace(tiny_models, unet_config=unet_config_for("1.5"))
+        big = LipSync(version="1.5").tuning.driver_config(official, options)
+    with torch_threads(1):
+        one_core = LipSync(version="1.5").tuning.driver_config(tiny_models, options)
+    assert (auto.chunk_batch, auto.parallel_chunks) == (2, 2)
+    assert (given.chunk_batch, given.parallel_chunks) == (1, 1)  # a chunk batch asked for is kept
+    assert (big.chunk_batch, big.parallel_chunks) == (1, 1)  # the official U-Net's ops use the cores
+    assert (one_core.chunk_batch, one_core.parallel_chunks) == (1, 1)
