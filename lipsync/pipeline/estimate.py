@@ -12,9 +12,10 @@ from contracts import RunOptions
 
 __all__ = ["CPU_SECONDS_PER_FRAME_STEP", "describe_plan", "estimate_seconds"]
 
-#: At a 256-px face (LatentSync 1.5); the cost grows with the face's pixels (1.6's 512 px: about 4x, measured
-#: 0.21 s and 0.98 s with the tiny weights). ``tiny``: the random development weights; ``official``: rough.
-CPU_SECONDS_PER_FRAME_STEP = {"tiny": 0.2, "official": 1.0}
+#: At a 256-px face (LatentSync 1.5); the cost grows with the face's pixels (1.6's 512 px: 4-5x with the tiny
+#: weights). ``tiny``: the random development weights, measured 0.058 s (README's first try, idle machine,
+#: bench/RESULTS.md issue 18); ``official``: rough.
+CPU_SECONDS_PER_FRAME_STEP = {"tiny": 0.06, "official": 1.0}
 _BASE_RESOLUTION = 256
 
 
