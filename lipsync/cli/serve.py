@@ -8,8 +8,9 @@ the key survives restarts.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,8 +76,6 @@ def serve(
     """Serve the WaveSpeed-compatible lip-sync API (bytedance/lipsync/audio-to-video) on this machine."""
     import logging
 
-    import uvicorn
-
     # Our own INFO lines (one per job transition, lipsync.jobs) on stderr; uvicorn keeps its own format.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lipsync").setLevel(getattr(logging, log_level.upper(), logging.INFO))
@@ -123,25 +122,49 @@ def serve(
             f"{', '.join(settings.fetch_allow)} although private/loopback. Development use only.",
             err=True,
         )
-    typer.echo(f"lipsync server listening on {base_url}")
-    if stored is not None:
-        how = "generated now and stored in" if is_new else "reused from"
-        typer.echo(f"  API key ({how} {settings.data_dir / 'api_key'}): {stored}")
-    else:
-        typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
-    typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
-    typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
-    typer.echo(f"  playground: open {base_url}/ in a browser")
-    typer.echo(
-        f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices) or 'none here'}"
-    )
+
+    def announce() -> None:
+        typer.echo(f"lipsync server listening on {base_url}")
+        if stored is not None:
+            how = "generated now and stored in" if is_new else "reused from"
+            typer.echo(f"  API key ({how} {settings.data_dir / 'api_key'}): {stored}")
+        else:
+            typer.echo(f"  API keys: {len(settings.api_keys)} configured (LIPSYNC_API_KEYS / --api-key)")
+        typer.echo("  authenticate with the header  'Authorization: Bearer <key>'")
+        typer.echo(f"  e.g. wavespeed.Client(api_key=KEY, base_url='{base_url}')   docs: {base_url}/docs")
+        typer.echo(f"  playground: open {base_url}/ in a browser")
+        typer.echo(
+            f"  data: {settings.data_dir.resolve()}   workers: {', '.join(settings.devices) or 'none here'}"
+        )
+
     limits = connection_limits(
         header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
     )
-    server = uvicorn.Server(
-        uvicorn_config(app, log_level=log_level, access_log=log_level == "debug", **limits)
+    server = _announcing_server_class()(
+        uvicorn_config(app, log_level=log_level, access_log=log_level == "debug", **limits), announce
     )
     server.run(sockets=[sock])
+
+
+def _announcing_server_class() -> type:
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        """Says "listening" once the app has started, i.e. after uvicorn took over SIGINT/SIGTERM: a Ctrl-C
+        (or a supervisor's signal) sent as soon as the banner appears then shuts the server down, where
+        before it could land in Python's default handler during start-up and be lost (the server kept
+        running)."""
+
+        def __init__(self, config: Any, announce: Callable[[], None]) -> None:
+            super().__init__(config)
+            self._announce = announce
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                self._announce()
+
+    return AnnouncingServer
 
 
 def register(app: typer.Typer) -> None:

@@ -119,10 +119,10 @@ def test_run_says_up_front_how_many_frames_and_about_how_long(
     ]
     result = runner.invoke(app, [*base, *flags])
     assert result.exit_code == 0, result.output
-    # 9 frames planned for 0.3 s of speech (the last one partly past it) x 10 steps x 2 (guidance) x 0.2 s
+    # 9 frames planned for 0.3 s of speech (the last one partly past it) x 10 steps x 2 (guidance) x 0.06 s
     assert (
         "9 output frames (0.36 s at 25 fps), 10 steps, guidance on (2 U-Net passes per step), on cpu: "
-        "about 36 s on a 2-core CPU with development (tiny) weights" in result.output
+        "about 11 s on a 2-core CPU with development (tiny) weights" in result.output
     )
 
 
