@@ -29,6 +29,7 @@ from contracts._request import (
     MediaRef,
     data_uri_size,
     describe_validation_error,
+    is_data_uri,
     parse_data_uri,
 )
 from contracts._uploads import (
@@ -103,6 +104,7 @@ __all__ = [
     "data_uri_size",
     "describe_validation_error",
     "error_envelope",
+    "is_data_uri",
     "media_type_of",
     "ok",
     "parse_data_uri",

@@ -21,6 +21,7 @@ __all__ = [
     "MediaRef",
     "data_uri_size",
     "describe_validation_error",
+    "is_data_uri",
     "parse_data_uri",
 ]
 
@@ -32,6 +33,11 @@ _DATA_URI = re.compile(
 #: Longest accepted http(s) input URL (characters): what browsers and CDNs accept, far below a store row
 #: that would slow every poll. Larger inputs are uploaded (or sent as ``data:`` URIs, capped by size).
 MAX_URL_LENGTH = 8 * 1024
+
+
+def is_data_uri(value: str) -> bool:
+    """Whether a media reference (or an output) is a ``data:`` URI rather than a URL (case-insensitive)."""
+    return value[:5].lower() == "data:"
 
 
 def data_uri_size(uri: str) -> int:
@@ -82,7 +88,7 @@ def _check_media_ref(value: str) -> str:
     if _MEDIA_REF.search(value) is None:
         raise ValueError("must be an http(s) URL or a data: URI")
     value = value.strip()
-    if value[:5].lower() == "data:":
+    if is_data_uri(value):
         parse_data_uri(value)
         return value
     if len(value) > MAX_URL_LENGTH:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from lipsync.cli._server_options import (
     WeightsDirOpt,
     settings_from_flags,
 )
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["register", "serve"]
 
@@ -140,14 +143,14 @@ def serve(
     limits = connection_limits(
         header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections
     )
-    server = _announcing_server_class()(
+    server = _announcing_server(
         uvicorn_config(app, log_level=log_level, access_log=log_level == "debug", **limits), announce
     )
     server.run(sockets=[sock])
 
 
-def _announcing_server_class() -> type:
-    import uvicorn
+def _announcing_server(config: uvicorn.Config, announce: Callable[[], None]) -> uvicorn.Server:
+    import uvicorn  # here, not at module level: every other command would pay for importing it
 
     class AnnouncingServer(uvicorn.Server):
         """Says "listening" once the app has started, i.e. after uvicorn took over SIGINT/SIGTERM: a Ctrl-C
@@ -155,16 +158,12 @@ def _announcing_server_class() -> type:
         before it could land in Python's default handler during start-up and be lost (the server kept
         running)."""
 
-        def __init__(self, config: Any, announce: Callable[[], None]) -> None:
-            super().__init__(config)
-            self._announce = announce
-
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
-                self._announce()
+                announce()
 
-    return AnnouncingServer
+    return AnnouncingServer(config)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ from contracts import (
     TaskErrorCode,
     UploadTicket,
     describe_validation_error,
+    is_data_uri,
     parse_data_uri,
     result_url,
 )
@@ -462,7 +463,7 @@ def download_target(dest: str | os.PathLike[str], url: str | None) -> Path:
 
 def decode_inline_output(output: str) -> bytes:
     """The bytes of a non-URL output: a ``data:`` URI, or the raw base64 of ``enable_base64_output``."""
-    if output[:5].lower() == "data:":
+    if is_data_uri(output):
         try:
             return parse_data_uri(output)[1]
         except ValueError as exc:

@@ -468,23 +468,23 @@ class PipelineRun:
         job = self.job
         steps = job.options.inference_steps
         first = batch[0].chunk.index
-        done = steps * sum(1 for w in batch if not w.positions)
-        groups: dict[int, list[_Work]] = {}
-        for work in batch:
-            if work.positions:
-                groups.setdefault(len(work.positions), []).append(work)
-        if not groups:
+        faced = [w for w in batch if w.positions]
+        done = steps * (len(batch) - len(faced))
+        if not faced:
             return
+        groups: dict[int, list[_Work]] = {}
+        for work in faced:
+            groups.setdefault(len(work.positions), []).append(work)
         no_recompile: AbstractContextManager[None] = nullcontext()
         if self.config.no_recompile:
             from lipsync.engine.compile import no_recompile as _no_recompile
 
             no_recompile = _no_recompile()
-        if self.config.parallel_chunks > 1 and sum(len(g) for g in groups.values()) > 1:
+        if self.config.parallel_chunks > 1 and len(faced) > 1:
             with job.timer("diffuse"), self._gpu.span("diffuse"), no_recompile:
-                self._sample_side_by_side([w for g in groups.values() for w in g], first, done)
+                self._sample_side_by_side(faced, first, done)
             return
-        self.stats.unet_batches.append(sum(len(g) for g in groups.values()))
+        self.stats.unet_batches.append(len(faced))
         with job.timer("diffuse"), self._gpu.span("diffuse"), no_recompile:
             for members in groups.values():
                 base = done

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from contracts import LipsyncRequest, Paths, data_uri_size, parse_data_uri
+from contracts import LipsyncRequest, Paths, data_uri_size, is_data_uri, parse_data_uri
 from lipsync.errors import LipsyncError, MediaFetchError
 from lipsync.server.interfaces import Fetcher, JobRecord, Storage
 from lipsync.server.keys import check_key, input_key
@@ -80,20 +80,16 @@ def source_prefix(job_id: str) -> str:
     return f"inputs/{job_id}/source"
 
 
-def _is_data_uri(ref: str) -> bool:
-    return ref[:5].lower() == "data:"
-
-
 def carries_data_uri(request: LipsyncRequest) -> bool:
     """Whether an input of *request* is a ``data:`` URI (stored at submit, unlike a URL)."""
-    return any(_is_data_uri(getattr(request, field)) for field in FIELDS)
+    return any(is_data_uri(getattr(request, field)) for field in FIELDS)
 
 
 def oversize_data_uri(request: LipsyncRequest, limit: int) -> str | None:
     """The 400 message for a ``data:`` URI carrying more than *limit* bytes (counted, not decoded), or None."""
     for field in FIELDS:
         ref: str = getattr(request, field)
-        if _is_data_uri(ref) and (size := data_uri_size(ref)) > limit:
+        if is_data_uri(ref) and (size := data_uri_size(ref)) > limit:
             return (
                 f"Invalid parameter '{field}': the data: URI carries {size} bytes, more than the {limit} byte "
                 f"limit for one input; upload the file instead (POST {Paths.UPLOAD_TICKET})"
@@ -106,7 +102,7 @@ async def stash_sources(storage: Storage, job_id: str, request: LipsyncRequest) 
     sources: dict[str, str] = {}
     for field in FIELDS:
         ref: str = getattr(request, field)
-        if _is_data_uri(ref):
+        if is_data_uri(ref):
             key = check_key(f"{source_prefix(job_id)}/{field}")
             await storage.put_bytes(key, ref.encode("utf-8", "surrogatepass"))
             ref = STORED + key

@@ -27,13 +27,18 @@ def lipsync(tiny_models, mediapipe_detector) -> LipSync:  # type: ignore[no-unty
     return LipSync(version="1.5", models=tiny_models, detector=mediapipe_detector)
 
 
-def test_two_chunks_in_one_unet_call_match_one_at_a_time(
-    lipsync: LipSync, media_dir: Path, tmp_path: Path
-) -> None:
-    # Ping-pong of 16 frames with faces in 0-3 and 14-15: chunks 0 and 1 both have 6 faces (one U-Net call
-    # for the two), chunk 2 has 2 (its own call).
+@pytest.fixture
+def three_chunks(media_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Ping-pong of 16 frames with faces in 0-3 and 14-15: chunks 0 and 1 both have 6 faces, chunk 2 has 2."""
     video = face_clip(media_dir, tmp_path / "v16.mp4", frames=16, no_face=range(4, 14))
-    audio = speech(media_dir, tmp_path / "a13.wav", 1.3)
+    return video, speech(media_dir, tmp_path / "a13.wav", 1.3)
+
+
+def test_two_chunks_in_one_unet_call_match_one_at_a_time(
+    lipsync: LipSync, three_chunks: tuple[Path, Path]
+) -> None:
+    # Chunks 0 and 1 (6 faces each) share one U-Net call, chunk 2 (2 faces) has its own.
+    video, audio = three_chunks
     want, _ = sequential_frames(lipsync, video, audio, **STEPS)
 
     events: list[ProgressEvent] = []
@@ -79,11 +84,10 @@ def test_auto_is_one_chunk_on_the_cpu_and_a_number_is_taken_as_given(tiny_models
 
 
 def test_chunks_side_by_side_give_the_one_at_a_time_frames(
-    lipsync: LipSync, media_dir: Path, tmp_path: Path
+    lipsync: LipSync, three_chunks: tuple[Path, Path]
 ) -> None:
-    # The same three chunks as above: 0 and 1 sampled at once on two threads, then 2.
-    video = face_clip(media_dir, tmp_path / "v16.mp4", frames=16, no_face=range(4, 14))
-    audio = speech(media_dir, tmp_path / "a13.wav", 1.3)
+    # Chunks 0 and 1 sampled at once on two threads, then 2.
+    video, audio = three_chunks
     want, _ = sequential_frames(lipsync, video, audio, **STEPS)
 
     events: list[ProgressEvent] = []

@@ -41,6 +41,15 @@ def make_settings(data_dir: Path, **overrides: Any) -> ServerSettings:
     return ServerSettings(**values)
 
 
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Poll *condition* until it is true; fail naming *what* when *timeout* seconds pass first (a bound on
+    eventual state, e.g. work a background task does just after a status change, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.02)
+
+
 @dataclass
 class Harness:
     app: FastAPI

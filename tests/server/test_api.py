@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ import av
 from contracts import PredictionResponse
 from lipsync.errors import EngineError, NoFaceDetected, WeightsError
 from lipsync.server.local_storage import LocalStorage
-from tests.server.conftest import AUDIO, AUTH, OTHER_KEY, SUBMIT, VIDEO, Harness
+from tests.server.conftest import AUDIO, AUTH, OTHER_KEY, SUBMIT, VIDEO, Harness, wait_until
 from tests.server.fakes import FakeEngine, GatedFetcher, make_mp4, make_wav
 
 
@@ -207,13 +206,9 @@ def test_non_media_inputs_fail_the_job_with_1401_before_it_is_queued(
 
     # Failed jobs keep no inputs: the resolver deletes them just after the job is marked failed (only once it
     # knows the job is still its own), so a poll may see "failed" a moment before the files are gone.
-    def leftovers() -> list[Path]:
-        return [p for p in (media / "inputs").rglob("*") if p.is_file()]
-
-    deadline = time.monotonic() + 10
-    while leftovers() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not leftovers()
+    wait_until(
+        lambda: not [p for p in (media / "inputs").rglob("*") if p.is_file()], "the failed jobs' inputs to go"
+    )
 
 
 def test_oversized_inputs_are_refused(harness_factory: Callable[..., Harness]) -> None:
@@ -359,10 +354,7 @@ def test_an_input_failure_sends_the_webhook(harness_factory: Callable[..., Harne
     r = harness.submit({"audio": "https://media.example/missing.wav"}, webhook="http://127.0.0.1:9/hook")
     job_id = r.json()["data"]["id"]
     harness.wait_status(job_id, {"failed"})
-    deadline = time.monotonic() + 10
-    while not harness.webhooks.sent:  # the notifier sends in the background
-        assert time.monotonic() < deadline, "no webhook"
-        time.sleep(0.01)
+    wait_until(lambda: harness.webhooks.sent, "the webhook")  # the notifier sends in the background
     (sent,) = harness.webhooks.sent
     body = json.loads(sent["body"])
     assert (sent["webhook_id"], body["status"], body["code"]) == (job_id, "failed", 1402)
@@ -408,10 +400,7 @@ def test_the_face_report_reaches_the_result_the_history_and_the_webhook(
     assert h.engine.calls[0]["face"] == {"auto": True}
     page = h.client.post("/api/v3/predictions", json={"page": 1}, headers=AUTH).json()["data"]
     assert [item["face"] for item in page["items"]] == [report]
-    deadline = time.monotonic() + 10
-    while not h.webhooks.sent:
-        assert time.monotonic() < deadline, "no webhook"
-        time.sleep(0.02)
+    wait_until(lambda: h.webhooks.sent, "the webhook")
     assert json.loads(h.webhooks.sent[0]["body"])["face"] == report
 
 
